@@ -1,0 +1,1 @@
+"""Companies, their sites, users, memberships and administrator verification."""

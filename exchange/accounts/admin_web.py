@@ -1,0 +1,65 @@
+"""Administrator pages: the company verification queue and decisions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from exchange.accounts import companies
+from exchange.accounts.forms import SECTOR_LABELS, DecisionForm
+from exchange.accounts.models import Company
+from exchange.audit.services import events_for, verify
+from exchange.db import commit, get_session
+from exchange.errors import DomainError, ValidationError
+from exchange.security import current_actor
+from exchange.webutil import attach_errors, locale
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@login_required
+def _admins_only():  # type: ignore[no-untyped-def]
+    if not current_user.is_admin:
+        abort(403)
+
+
+@bp.route("/companies")
+def companies_queue():  # type: ignore[no-untyped-def]
+    status = request.args.get("status", "pending")
+    if status not in {"pending", "verified", "rejected", ""}:
+        status = "pending"
+    rows = companies.verification_queue(get_session(), status or None, request.args.get("q"))
+    return render_template("admin/companies.html", companies=rows, status=status,
+                           q=request.args.get("q", ""), sector_labels=SECTOR_LABELS)
+
+
+@bp.route("/companies/<int:company_id>", methods=["GET", "POST"])
+def company_detail(company_id: int):  # type: ignore[no-untyped-def]
+    session = get_session()
+    company = session.get(Company, company_id)
+    if company is None:
+        abort(404)
+    form = DecisionForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            companies.decide_verification(session, current_actor(), company_id,
+                                          form.decision.data, form.reason.data or "", locale())
+        except ValidationError as exc:
+            session.rollback()
+            attach_errors(form, exc)
+            status = 422
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc.message), "danger")
+            status = exc.status
+        else:
+            commit(session)
+            flash(_("Decision recorded and the company notified."), "success")
+            return redirect(url_for("admin.companies_queue"))
+    events, _total = events_for(session, entity_type="company", entity_id=company.id, per_page=100)
+    chain = verify(session, chain_key=f"company:{company.id}")
+    return render_template("admin/company.html", company=company, form=form, events=events,
+                           chain=chain, sector_labels=SECTOR_LABELS), status

@@ -1,0 +1,208 @@
+"""Companies (organizations), sites, users, memberships, invitations and login failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from exchange.accounts.rules import Role, Sector, VerificationStatus
+from exchange.db import Base
+
+
+def _enum(cls: type) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    __table_args__ = (
+        CheckConstraint("is_producer OR is_buyer", name="has_a_role"),
+        Index("ix_companies_verification_status", "verification_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    legal_name_zh: Mapped[str] = mapped_column(String(200))
+    legal_name_en: Mapped[str | None] = mapped_column(String(200))
+    #: 统一社会信用代码, validated with the GB 32100 check digit.
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    is_producer: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_buyer: Mapped[bool] = mapped_column(Boolean, default=False)
+    sector: Mapped[Sector] = mapped_column(_enum(Sector))
+    #: GB/T 2260 two-digit province code.
+    province: Mapped[str] = mapped_column(String(2))
+    city: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str | None] = mapped_column(String(300))
+    contact_name: Mapped[str] = mapped_column(String(100))
+    contact_phone: Mapped[str] = mapped_column(String(40))
+    contact_email: Mapped[str] = mapped_column(String(254))
+    verification_status: Mapped[VerificationStatus] = mapped_column(
+        _enum(VerificationStatus), default=VerificationStatus.PENDING
+    )
+    #: The administrator's reason for the last verification decision.
+    verification_note: Mapped[str | None] = mapped_column(String(500))
+    verified_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+    sites: Mapped[list[Site]] = relationship(
+        back_populates="company", order_by="Site.id", cascade="all, delete-orphan"
+    )
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="company", order_by="Membership.id"
+    )
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verification_status is VerificationStatus.VERIFIED
+
+    def display_name(self, locale: str) -> str:
+        if not locale.startswith("zh") and self.legal_name_en:
+            return self.legal_name_en
+        return self.legal_name_zh
+
+
+class Site(Base):
+    """A plant, storage yard or delivery site with coordinates (WGS-84)."""
+
+    __tablename__ = "sites"
+    __table_args__ = (
+        CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
+        CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    province: Mapped[str] = mapped_column(String(2))
+    city: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str | None] = mapped_column(String(300))
+    latitude: Mapped[Decimal] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal] = mapped_column(Numeric(9, 6))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+    company: Mapped[Company] = relationship(back_populates="sites")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Stored lower-cased; unique.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    #: Platform administrators belong to no company.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Preferred UI language ("zh_Hans_CN" or "en"); None follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    last_login_at: Mapped[dt.datetime | None]
+    password_changed_at: Mapped[dt.datetime | None]
+    #: Set when the user follows the link mailed at registration; login waits for it.
+    email_confirmed_at: Mapped[dt.datetime | None]
+
+    membership: Mapped[Membership | None] = relationship(back_populates="user", uselist=False)
+
+    # Flask-Login protocol, kept here because it is pure attribute access.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def company(self) -> Company | None:
+        return self.membership.company if self.membership else None
+
+    @property
+    def role(self) -> str | None:
+        return self.membership.role.value if self.membership else None
+
+
+class Membership(Base):
+    """A user's place in one company. A user belongs to at most one company."""
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+    user: Mapped[User] = relationship(back_populates="membership")
+    company: Mapped[Company] = relationship(back_populates="memberships")
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    #: SHA-256 of the token mailed to the invitee; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    accepted_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    company: Mapped[Company] = relationship()
+
+
+class LoginFailure(Base):
+    """One failed login, kept to detect bursts (the audit trail records the burst, not each)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_email_at", "email", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    at: Mapped[dt.datetime]
+
+
+class OneTimeToken(Base):
+    """A single-use, expiring token mailed to a user (e-mail confirmation, password reset)."""
+
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: SHA-256 of the token; the token itself is only in the e-mail.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]

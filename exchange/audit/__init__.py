@@ -1,0 +1,1 @@
+"""Append-only audit trail: per-aggregate hash chains sealed by periodic checkpoints."""

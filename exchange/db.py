@@ -1,0 +1,189 @@
+"""Database plumbing: the declarative base, engines, and the one-commit-per-boundary session.
+
+SQLite (the embedded default) needs care: the stdlib driver begins transactions late and ignores
+``SELECT ... FOR UPDATE``, which silently loses concurrent read-modify-write updates. So the
+driver's own transaction handling is switched off and every transaction starts with
+``BEGIN IMMEDIATE``, which takes the database write lock up front.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask, current_app, g, has_app_context
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    MetaData,
+    Numeric,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: UTCDateTime(),
+        Decimal: Numeric(14, 3),
+    }
+
+
+Tonnes = Numeric(14, 3)
+PricePerTonne = Numeric(12, 2)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE``."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        _harden_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _harden_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(session: Session) -> bool:
+    bind = session.get_bind()
+    return bind.dialect.name == "sqlite"
+
+
+# --- one session per request / CLI command / job ------------------------------------------------
+
+def init_app(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["exchange.engine"] = engine
+    app.extensions["exchange.sessionmaker"] = make_sessionmaker(app, engine)
+    app.teardown_appcontext(_close_session)
+
+
+MAIL_SETTINGS = (
+    "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS", "MAIL_FROM"
+)
+
+
+def make_sessionmaker(app: Flask, bind: Any, **kwargs: Any) -> sessionmaker[Session]:
+    """Sessions for ``bind`` that carry the settings side effects need in ``session.info``."""
+    factory = sessionmaker(bind=bind, expire_on_commit=False, **kwargs)
+    factory.kw["info"] = {
+        "mail_settings": {k: app.config[k] for k in MAIL_SETTINGS},
+        "session_factory": factory,
+    }
+    return factory
+
+
+def get_session() -> Session:
+    """The session of the current request, CLI command or job (created on first use)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["exchange.sessionmaker"]()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the boundary commits (e-mail, live updates); dropped on rollback."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+def commit(session: Session) -> None:
+    """The boundary's single commit, then the side effects the services queued."""
+    session.commit()
+    callbacks: list[Callable[[], None]] = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a failed side effect must never undo a committed change
+            if has_app_context():
+                current_app.logger.exception("after-commit side effect failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_side_effects(session: Session) -> None:
+    session.info.pop("after_commit", None)
+
+
+@contextmanager
+def session_scope(app: Flask) -> Iterator[Session]:
+    """A session for work outside a request (jobs, CLI) that commits once at the end."""
+    session: Session = app.extensions["exchange.sessionmaker"]()
+    try:
+        yield session
+        commit(session)
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

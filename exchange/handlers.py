@@ -1,0 +1,68 @@
+"""One place that turns errors into responses: HTML pages for the site, JSON for the API."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from exchange.errors import DomainError
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _page(status: int, title: str, message: str):  # type: ignore[no-untyped-def]
+    if _wants_json():
+        return jsonify({"code": status, "status": title, "message": message, "errors": {}}), status
+    return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):  # type: ignore[no-untyped-def]
+        if _wants_json():
+            body = {"code": error.status, "status": error.code, "message": str(error.message),
+                    "errors": error.errors}
+            return jsonify(body), error.status
+        return render_template(
+            "errors/error.html", status=error.status, title=_("This cannot be done"),
+            message=str(error.message), errors=error.errors,
+        ), error.status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+        return _page(400, _("Form expired"),
+                     _("The form was too old or came from another site. Please go back, reload "
+                       "the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        code = error.code or 500
+        titles = {
+            403: _("Not allowed"),
+            404: _("Page not found"),
+            405: _("Method not allowed"),
+            429: _("Too many attempts"),
+        }
+        messages = {
+            403: _("You do not have access to this page."),
+            404: _("There is nothing at this address."),
+            405: _("This address does not accept that kind of request."),
+            429: _("Too many attempts in a short time. Please wait a few minutes and try again."),
+        }
+        response, status = _page(code, titles.get(code, error.name),
+                                 messages.get(code, error.description or ""))
+        if code == 405 and "Allow" in error.get_headers():  # keep Allow on 405s
+            response = app.make_response((response, status))
+            response.headers["Allow"] = dict(error.get_headers())["Allow"]
+            return response
+        return response, status
+
+    @app.errorhandler(500)
+    def server_error(error: Exception):  # type: ignore[no-untyped-def]
+        return _page(500, _("Something went wrong"),
+                     _("The exchange could not finish this request. Nothing was saved. "
+                       "Please try again; if it keeps happening, tell the administrators."))

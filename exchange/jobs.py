@@ -1,0 +1,97 @@
+"""Background work: periodic jobs run in-process (embedded default) or by a worker command.
+
+The embedded default starts one daemon thread on the first request. In production, run
+``flask --app exchange jobs worker`` on one or more hosts: each periodic job takes a Redis lock
+(``SET NX EX``) before it runs, so any number of workers run each tick once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask
+
+from exchange.db import session_scope
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    every_seconds: int
+    run: Callable[[Flask], object]
+
+
+def _checkpoint(app: Flask) -> object:
+    from exchange.audit.services import create_checkpoint
+
+    with session_scope(app) as session:
+        checkpoint = create_checkpoint(session)
+        return checkpoint.id if checkpoint else None
+
+
+def periodic_jobs(app: Flask) -> list[PeriodicJob]:
+    """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
+    return [PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint)]
+
+
+def run_once(app: Flask, job: PeriodicJob) -> bool:
+    """Run ``job`` unless another worker holds its lock for this tick; True if it ran."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        if not client.set(f"rmx:job:{job.name}", "1", nx=True, ex=max(job.every_seconds - 1, 1)):
+            return False
+    with app.app_context():
+        job.run(app)
+    return True
+
+
+def _loop(app: Flask, stop: threading.Event) -> None:
+    jobs = periodic_jobs(app)
+    next_at = {job.name: 0.0 for job in jobs}
+    while not stop.is_set():
+        now = time.monotonic()
+        for job in jobs:
+            if now >= next_at[job.name]:
+                try:
+                    run_once(app, job)
+                except Exception:
+                    app.logger.exception("job %s failed", job.name)
+                next_at[job.name] = now + job.every_seconds
+        stop.wait(1.0)
+
+
+def start_worker_thread(app: Flask) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=_loop, args=(app, stop), name="rmx-jobs", daemon=True).start()
+    return stop
+
+
+def init_app(app: Flask) -> None:
+    if not app.config["RUN_JOBS_IN_PROCESS"] or app.config["TESTING"]:
+        return
+    started = threading.Lock()
+    state = {"running": False}
+
+    @app.before_request
+    def _start_jobs() -> None:
+        if state["running"]:
+            return
+        with started:
+            if not state["running"]:
+                state["running"] = True
+                start_worker_thread(app)
+
+
+def worker(app: Flask) -> None:
+    """Run the periodic jobs forever in this process (production worker command)."""
+    stop = threading.Event()
+    try:
+        _loop(app, stop)
+    except KeyboardInterrupt:
+        stop.set()

@@ -1,0 +1,131 @@
+"""Shared fixtures: databases built by the real migrations, one savepoint per test.
+
+Every test that asks for ``db`` or ``client`` runs once on SQLite and, when
+``TEST_DATABASE_URL`` names a PostgreSQL database, once more on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from exchange import create_app
+from exchange.db import make_engine, make_sessionmaker, normalize_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(
+        not PG_URL, reason="TEST_DATABASE_URL is not set; PostgreSQL run skipped")),
+]
+
+
+def migrate(engine: Engine) -> None:
+    """Build the schema with the project's Alembic migrations (never create_all)."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+
+
+def _pg_admin_url() -> str:
+    return re.sub(r"/[^/]*$", "/postgres", normalize_url(PG_URL))
+
+
+def create_database(backend: str, tmp_dir: Path, name: str) -> str:
+    """A new empty database with the migrations applied; returns its URL."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_dir / (name + '.sqlite3')}"
+    else:
+        admin = make_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = re.sub(r"/[^/]*$", f"/{name}", normalize_url(PG_URL))
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+def drop_database(backend: str, name: str) -> None:
+    if backend == "postgresql":
+        admin = make_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "RATELIMIT_ENABLED": False,
+    "SECRET_KEY": "test-secret",
+    "SHOW_OUTBOX": True,
+    "RUN_JOBS_IN_PROCESS": False,
+    "SMTP_HOST": "",
+    "PUBLIC_URL": "http://exchange.test",
+}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """(name, url) of a migrated database for the whole session, per backend."""
+    name = f"rmx_test_{uuid.uuid4().hex[:8]}"
+    url = create_database(request.param, tmp_path_factory.mktemp("db"), name)
+    yield request.param, url
+    drop_database(request.param, name)
+
+
+@pytest.fixture(scope="session")
+def app(backend) -> Iterator[Flask]:
+    _name, url = backend
+    application = create_app({**TEST_CONFIG, "DATABASE_URL": url})
+    yield application
+    application.extensions["exchange.engine"].dispose()
+
+
+@pytest.fixture()
+def db(app: Flask) -> Iterator[Session]:
+    """A session inside a transaction rolled back after the test; commits become savepoints."""
+    engine: Engine = app.extensions["exchange.engine"]
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = make_sessionmaker(app, connection, join_transaction_mode="create_savepoint")
+    original = app.extensions["exchange.sessionmaker"]
+    app.extensions["exchange.sessionmaker"] = factory
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.close()
+        app.extensions["exchange.sessionmaker"] = original
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+
+
+@pytest.fixture()
+def client(app: Flask, db: Session) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture()
+def backend_name(backend) -> str:
+    return backend[0]
