@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 exchange/translations/zh_Hans_CN/LC_MESSAGES/messages.mo: exchange/translations/zh_Hans_CN/LC_MESSAGES/messages.po $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -q -d exchange/translations
+	$(BIN)/pybabel compile --use-fuzzy -d exchange/translations
 
 install: $(STAMP) exchange/translations/zh_Hans_CN/LC_MESSAGES/messages.mo ## Create .venv and install the pinned dependencies
 

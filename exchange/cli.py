@@ -61,8 +61,11 @@ def audit_checkpoint() -> None:
 
     with session_scope(current_app) as session:
         cp = create_checkpoint(session)
-        message = (f"Checkpoint {cp.id}: {cp.event_count} events, digest {cp.digest}" if cp
-                   else "Nothing new to seal.")
+        message = (
+            f"Checkpoint {cp.id}: {cp.event_count} events, digest {cp.digest}"
+            if cp
+            else "Nothing new to seal."
+        )
     click.echo(message)
 
 

@@ -24,7 +24,7 @@ def _bool(name: str, default: bool = False) -> bool:
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one kept in ``instance/`` so sessions survive restarts."""
+    """SECRET_KEY from the environment, else one kept in ``instance/`` across restarts."""
     if key := os.environ.get("SECRET_KEY"):
         return key
     INSTANCE.mkdir(exist_ok=True)

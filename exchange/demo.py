@@ -19,27 +19,109 @@ from exchange.actor import SYSTEM
 from exchange.audit.services import record_event
 from exchange.db import utcnow
 
-DEMO_PASSWORD = "redmud-demo"
+DEMO_PASSWORD = "redmud-demo"  # noqa: S105 (published demo login)
 ADMIN_EMAIL = "admin@demo.redmud.example"
 
 #: (key, zh name, en name, USCC, producer, buyer, sector, province, city, site, lat, lon)
 COMPANIES = [
-    ("binzhou", "滨州示范氧化铝有限公司", "Binzhou Demo Alumina Co., Ltd.", "91371600MA3C7B2K09",
-     True, False, Sector.ALUMINA, "37", "滨州市", "滨州赤泥堆场", "37.383000", "117.970000"),
-    ("lvliang", "吕梁示范铝业有限公司", "Lüliang Demo Aluminium Co., Ltd.", "91141100MA0K4N8T30",
-     True, False, Sector.ALUMINA, "14", "吕梁市", "吕梁赤泥库", "37.518000", "111.141000"),
-    ("baise", "百色示范氧化铝有限公司", "Baise Demo Alumina Co., Ltd.", "91451000MA5N2P6H1N",
-     True, True, Sector.ALUMINA, "45", "百色市", "百色干法堆场", "23.902000", "106.618000"),
-    ("tangshan", "唐山示范钢铁有限公司", "Tangshan Demo Steel Co., Ltd.", "91130200MA0D8E3F5Q",
-     False, True, Sector.STEEL, "13", "唐山市", "唐山炼铁厂", "39.630000", "118.180000"),
-    ("zibo", "淄博示范水泥有限公司", "Zibo Demo Cement Co., Ltd.", "91370300MA3D4G7L2G",
-     False, True, Sector.CEMENT, "37", "淄博市", "淄博熟料线", "36.813000", "118.055000"),
-    ("zhengzhou", "郑州示范新型墙材有限公司", "Zhengzhou Demo Wall Materials Co., Ltd.",
-     "91410100MA47R9T6XU", False, True, Sector.BRICKS_CERAMICS, "41", "郑州市", "郑州砖厂",
-     "34.747000", "113.625000"),
-    ("taiyuan", "太原示范路桥工程有限公司", "Taiyuan Demo Road & Bridge Co., Ltd.",
-     "91140100MA0L2W5Q8E", False, True, Sector.ROAD, "14", "太原市", "太原路基材料站",
-     "37.870000", "112.549000"),
+    (
+        "binzhou",
+        "滨州示范氧化铝有限公司",
+        "Binzhou Demo Alumina Co., Ltd.",
+        "91371600MA3C7B2K09",
+        True,
+        False,
+        Sector.ALUMINA,
+        "37",
+        "滨州市",
+        "滨州赤泥堆场",
+        "37.383000",
+        "117.970000",
+    ),
+    (
+        "lvliang",
+        "吕梁示范铝业有限公司",
+        "Lüliang Demo Aluminium Co., Ltd.",
+        "91141100MA0K4N8T30",
+        True,
+        False,
+        Sector.ALUMINA,
+        "14",
+        "吕梁市",
+        "吕梁赤泥库",
+        "37.518000",
+        "111.141000",
+    ),
+    (
+        "baise",
+        "百色示范氧化铝有限公司",
+        "Baise Demo Alumina Co., Ltd.",
+        "91451000MA5N2P6H1N",
+        True,
+        True,
+        Sector.ALUMINA,
+        "45",
+        "百色市",
+        "百色干法堆场",
+        "23.902000",
+        "106.618000",
+    ),
+    (
+        "tangshan",
+        "唐山示范钢铁有限公司",
+        "Tangshan Demo Steel Co., Ltd.",
+        "91130200MA0D8E3F5Q",
+        False,
+        True,
+        Sector.STEEL,
+        "13",
+        "唐山市",
+        "唐山炼铁厂",
+        "39.630000",
+        "118.180000",
+    ),
+    (
+        "zibo",
+        "淄博示范水泥有限公司",
+        "Zibo Demo Cement Co., Ltd.",
+        "91370300MA3D4G7L2G",
+        False,
+        True,
+        Sector.CEMENT,
+        "37",
+        "淄博市",
+        "淄博熟料线",
+        "36.813000",
+        "118.055000",
+    ),
+    (
+        "zhengzhou",
+        "郑州示范新型墙材有限公司",
+        "Zhengzhou Demo Wall Materials Co., Ltd.",
+        "91410100MA47R9T6XU",
+        False,
+        True,
+        Sector.BRICKS_CERAMICS,
+        "41",
+        "郑州市",
+        "郑州砖厂",
+        "34.747000",
+        "113.625000",
+    ),
+    (
+        "taiyuan",
+        "太原示范路桥工程有限公司",
+        "Taiyuan Demo Road & Bridge Co., Ltd.",
+        "91140100MA0L2W5Q8E",
+        False,
+        True,
+        Sector.ROAD,
+        "14",
+        "太原市",
+        "太原路基材料站",
+        "37.870000",
+        "112.549000",
+    ),
 ]
 
 
@@ -62,41 +144,78 @@ def load(session: Session) -> bool:
     password = hash_password(DEMO_PASSWORD)
     now = utcnow()
     if session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)) is None:
-        admin = User(email=ADMIN_EMAIL, display_name="Exchange administrator",
-                     password_hash=password, is_admin=True, email_confirmed_at=now)
+        admin = User(
+            email=ADMIN_EMAIL,
+            display_name="Exchange administrator",
+            password_hash=password,
+            is_admin=True,
+            email_confirmed_at=now,
+        )
         session.add(admin)
         session.flush()
-        record_event(session, SYSTEM, "accounts:admin:created", "user", admin.id,
-                     {"email": ADMIN_EMAIL, "source": "demo"})
+        record_event(
+            session,
+            SYSTEM,
+            "accounts:admin:created",
+            "user",
+            admin.id,
+            {"email": ADMIN_EMAIL, "source": "demo"},
+        )
         created = True
     for key, zh, en, uscc, producer, buyer, sector, prov, city, site, lat, lon in COMPANIES:
         if session.scalar(select(Company.id).where(Company.uscc == uscc)) is not None:
             continue
         company = Company(
-            legal_name_zh=zh, legal_name_en=en, uscc=uscc, is_producer=producer, is_buyer=buyer,
-            sector=sector, province=prov, city=city, contact_name=f"{key.title()} Demo",
-            contact_phone="+86 400 000 0000", contact_email=_email(key),
-            verification_status=VerificationStatus.VERIFIED, verified_at=now,
+            legal_name_zh=zh,
+            legal_name_en=en,
+            uscc=uscc,
+            is_producer=producer,
+            is_buyer=buyer,
+            sector=sector,
+            province=prov,
+            city=city,
+            contact_name=f"{key.title()} Demo",
+            contact_phone="+86 400 000 0000",
+            contact_email=_email(key),
+            verification_status=VerificationStatus.VERIFIED,
+            verified_at=now,
             verification_note="demo company",
         )
-        company.sites.append(Site(name=site, province=prov, city=city,
-                                  latitude=Decimal(lat), longitude=Decimal(lon)))
+        company.sites.append(
+            Site(name=site, province=prov, city=city, latitude=Decimal(lat), longitude=Decimal(lon))
+        )
         session.add(company)
         session.flush()
         members = [(_email(key), Role.OWNER)]
         if key == "binzhou":
             members.append((_email(key, "trader"), Role.TRADER))
         for email, role in members:
-            user = User(email=email, display_name=f"{key.title()} {role.value}",
-                        password_hash=password, email_confirmed_at=now,
-                        locale="zh_Hans_CN")
+            user = User(
+                email=email,
+                display_name=f"{key.title()} {role.value}",
+                password_hash=password,
+                email_confirmed_at=now,
+                locale="zh_Hans_CN",
+            )
             session.add(user)
             session.flush()
             session.add(Membership(user_id=user.id, company_id=company.id, role=role))
         session.flush()
-        record_event(session, SYSTEM, "accounts:company:registered", "company", company.id,
-                     {"uscc": uscc, "legal_name_zh": zh, "source": "demo"})
-        record_event(session, SYSTEM, "accounts:company:verified", "company", company.id,
-                     {"status": ["pending", "verified"], "reason": "demo company"})
+        record_event(
+            session,
+            SYSTEM,
+            "accounts:company:registered",
+            "company",
+            company.id,
+            {"uscc": uscc, "legal_name_zh": zh, "source": "demo"},
+        )
+        record_event(
+            session,
+            SYSTEM,
+            "accounts:company:verified",
+            "company",
+            company.id,
+            {"status": ["pending", "verified"], "reason": "demo company"},
+        )
         created = True
     return created

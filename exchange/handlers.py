@@ -6,6 +6,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from exchange.errors import DomainError
 
@@ -24,19 +25,31 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):  # type: ignore[no-untyped-def]
         if _wants_json():
-            body = {"code": error.status, "status": error.code, "message": str(error.message),
-                    "errors": error.errors}
+            body = {
+                "code": error.status,
+                "status": HTTP_STATUS_CODES.get(error.status, "Error"),
+                "message": str(error.message),
+                "errors": error.errors,
+            }
             return jsonify(body), error.status
         return render_template(
-            "errors/error.html", status=error.status, title=_("This cannot be done"),
-            message=str(error.message), errors=error.errors,
+            "errors/error.html",
+            status=error.status,
+            title=_("This cannot be done"),
+            message=str(error.message),
+            errors=error.errors,
         ), error.status
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
-        return _page(400, _("Form expired"),
-                     _("The form was too old or came from another site. Please go back, reload "
-                       "the page and try again."))
+        return _page(
+            400,
+            _("Form expired"),
+            _(
+                "The form was too old or came from another site. Please go back, reload "
+                "the page and try again."
+            ),
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
@@ -53,8 +66,9 @@ def init_app(app: Flask) -> None:
             405: _("This address does not accept that kind of request."),
             429: _("Too many attempts in a short time. Please wait a few minutes and try again."),
         }
-        response, status = _page(code, titles.get(code, error.name),
-                                 messages.get(code, error.description or ""))
+        response, status = _page(
+            code, titles.get(code, error.name), messages.get(code, error.description or "")
+        )
         if code == 405 and "Allow" in error.get_headers():  # keep Allow on 405s
             response = app.make_response((response, status))
             response.headers["Allow"] = dict(error.get_headers())["Allow"]
@@ -63,6 +77,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(error: Exception):  # type: ignore[no-untyped-def]
-        return _page(500, _("Something went wrong"),
-                     _("The exchange could not finish this request. Nothing was saved. "
-                       "Please try again; if it keeps happening, tell the administrators."))
+        return _page(
+            500,
+            _("Something went wrong"),
+            _(
+                "The exchange could not finish this request. Nothing was saved. "
+                "Please try again; if it keeps happening, tell the administrators."
+            ),
+        )

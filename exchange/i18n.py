@@ -40,7 +40,13 @@ def fmt_num(value: Decimal | float | int | None, digits: int = 3) -> str:
     return format_decimal(value, format="#,##0." + "#" * digits if digits else "#,##0")
 
 
+def _province(code: str) -> str:
+    from exchange.accounts.regions import province_name
+
+    return province_name(code, "zh" if is_zh() else "en")
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(is_zh=is_zh, get_locale=get_locale)
+    app.jinja_env.globals.update(is_zh=is_zh, get_locale=get_locale, province_name=_province)
     app.jinja_env.filters.update(dt=fmt_dt, num=fmt_num)

@@ -18,13 +18,27 @@ bp = Blueprint("site", __name__)
 @bp.route("/")
 def home():  # type: ignore[no-untyped-def]
     db = get_session()
-    counts = dict(db.execute(
-        select(Company.verification_status, func.count()).group_by(Company.verification_status)
-    ).all())
-    producers = db.scalar(select(func.count()).select_from(Company).where(
-        Company.is_producer, Company.verification_status == VerificationStatus.VERIFIED)) or 0
-    buyers = db.scalar(select(func.count()).select_from(Company).where(
-        Company.is_buyer, Company.verification_status == VerificationStatus.VERIFIED)) or 0
+    counts = dict(
+        db.execute(
+            select(Company.verification_status, func.count()).group_by(Company.verification_status)
+        ).all()
+    )
+    producers = (
+        db.scalar(
+            select(func.count())
+            .select_from(Company)
+            .where(Company.is_producer, Company.verification_status == VerificationStatus.VERIFIED)
+        )
+        or 0
+    )
+    buyers = (
+        db.scalar(
+            select(func.count())
+            .select_from(Company)
+            .where(Company.is_buyer, Company.verification_status == VerificationStatus.VERIFIED)
+        )
+        or 0
+    )
     return render_template("home.html", counts=counts, producers=producers, buyers=buyers)
 
 

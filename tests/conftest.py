@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from exchange import create_app
 from exchange.db import make_engine, make_sessionmaker, normalize_url
+from exchange.schema import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -29,19 +28,18 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 BACKENDS = [
     "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.skipif(
-        not PG_URL, reason="TEST_DATABASE_URL is not set; PostgreSQL run skipped")),
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not PG_URL, reason="TEST_DATABASE_URL is not set; PostgreSQL run skipped"
+        ),
+    ),
 ]
 
 
 def migrate(engine: Engine) -> None:
     """Build the schema with the project's Alembic migrations (never create_all)."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False
-    with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-        connection.commit()
+    upgrade(engine)
 
 
 def _pg_admin_url() -> str:

@@ -31,8 +31,13 @@ def companies_queue():  # type: ignore[no-untyped-def]
     if status not in {"pending", "verified", "rejected", ""}:
         status = "pending"
     rows = companies.verification_queue(get_session(), status or None, request.args.get("q"))
-    return render_template("admin/companies.html", companies=rows, status=status,
-                           q=request.args.get("q", ""), sector_labels=SECTOR_LABELS)
+    return render_template(
+        "admin/companies.html",
+        companies=rows,
+        status=status,
+        q=request.args.get("q", ""),
+        sector_labels=SECTOR_LABELS,
+    )
 
 
 @bp.route("/companies/<int:company_id>", methods=["GET", "POST"])
@@ -45,8 +50,14 @@ def company_detail(company_id: int):  # type: ignore[no-untyped-def]
     status = 200
     if form.validate_on_submit():
         try:
-            companies.decide_verification(session, current_actor(), company_id,
-                                          form.decision.data, form.reason.data or "", locale())
+            companies.decide_verification(
+                session,
+                current_actor(),
+                company_id,
+                form.decision.data,
+                form.reason.data or "",
+                locale(),
+            )
         except ValidationError as exc:
             session.rollback()
             attach_errors(form, exc)
@@ -61,5 +72,11 @@ def company_detail(company_id: int):  # type: ignore[no-untyped-def]
             return redirect(url_for("admin.companies_queue"))
     events, _total = events_for(session, entity_type="company", entity_id=company.id, per_page=100)
     chain = verify(session, chain_key=f"company:{company.id}")
-    return render_template("admin/company.html", company=company, form=form, events=events,
-                           chain=chain, sector_labels=SECTOR_LABELS), status
+    return render_template(
+        "admin/company.html",
+        company=company,
+        form=form,
+        events=events,
+        chain=chain,
+        sector_labels=SECTOR_LABELS,
+    ), status

@@ -20,10 +20,10 @@ from exchange.accounts import rules
 from exchange.accounts.models import Company, Invitation, Membership, Site, User
 from exchange.accounts.rules import Role, VerificationStatus
 from exchange.accounts.services import (
+    hash_password,
     lock_company,
     token_hash,
     validate_password,
-    hash_password,
 )
 from exchange.actor import Actor
 from exchange.audit.services import record_event
@@ -48,8 +48,10 @@ def require_verified_company(session: Session, actor: Actor, permission: str) ->
     company = lock_company(session, company_id)
     if not company.is_verified:
         raise Forbidden(
-            _l("Your company has not been verified by the exchange yet, so it cannot do this. "
-               "You can browse in the meantime.")
+            _l(
+                "Your company has not been verified by the exchange yet, so it cannot do this. "
+                "You can browse in the meantime."
+            )
         )
     return company
 
@@ -60,6 +62,7 @@ def require_admin(actor: Actor) -> None:
 
 
 # --- sites --------------------------------------------------------------------------------------
+
 
 def add_site(session: Session, actor: Actor, data: dict[str, Any]) -> Site:
     """Add a plant, storage yard or delivery site to the actor's company."""
@@ -76,9 +79,19 @@ def add_site(session: Session, actor: Actor, data: dict[str, Any]) -> Site:
     session.add(site)
     session.flush()
     record_event(
-        session, actor, "accounts:site:added", "company", company.id,
-        {"site_id": site.id, "name": site.name, "province": site.province, "city": site.city,
-         "latitude": site.latitude, "longitude": site.longitude},
+        session,
+        actor,
+        "accounts:site:added",
+        "company",
+        company.id,
+        {
+            "site_id": site.id,
+            "name": site.name,
+            "province": site.province,
+            "city": site.city,
+            "latitude": site.latitude,
+            "longitude": site.longitude,
+        },
     )
     return site
 
@@ -92,21 +105,31 @@ def remove_site(session: Session, actor: Actor, site_id: int) -> None:
     if len(company.sites) <= 1:
         raise Conflict(_l("A company needs at least one site."))
     session.delete(site)
-    record_event(session, actor, "accounts:site:removed", "company", company.id,
-                 {"site_id": site_id, "name": site.name})
+    record_event(
+        session,
+        actor,
+        "accounts:site:removed",
+        "company",
+        company.id,
+        {"site_id": site_id, "name": site.name},
+    )
 
 
 # --- members ------------------------------------------------------------------------------------
 
-def invite_member(
-    session: Session, actor: Actor, email: str, role: str, locale: str
-) -> Invitation:
+
+def invite_member(session: Session, actor: Actor, email: str, role: str, locale: str) -> Invitation:
     """Invite a colleague by e-mail with a role; the link is valid for 14 days."""
     company = lock_company(session, require(actor, "manage_members"))
     email = email.strip().lower()
-    if session.scalar(select(User.id).join(Membership).where(
-        User.email == email, Membership.company_id == company.id
-    )) is not None:
+    if (
+        session.scalar(
+            select(User.id)
+            .join(Membership)
+            .where(User.email == email, Membership.company_id == company.id)
+        )
+        is not None
+    ):
         raise ValidationError(
             _l("Please correct the marked fields."),
             {"email": [str(_l("This person is already a member of your company."))]},
@@ -114,15 +137,31 @@ def invite_member(
     token = secrets.token_urlsafe(32)
     now = utcnow()
     invitation = Invitation(
-        company_id=company.id, email=email, role=Role(role), token_hash=token_hash(token),
-        invited_by_id=actor.user_id, created_at=now, expires_at=now + dt.timedelta(days=14),
+        company_id=company.id,
+        email=email,
+        role=Role(role),
+        token_hash=token_hash(token),
+        invited_by_id=actor.user_id,
+        created_at=now,
+        expires_at=now + dt.timedelta(days=14),
     )
     session.add(invitation)
     session.flush()
-    record_event(session, actor, "accounts:member:invited", "company", company.id,
-                 {"invitation_id": invitation.id, "email": email, "role": role})
+    record_event(
+        session,
+        actor,
+        "accounts:member:invited",
+        "company",
+        company.id,
+        {"invitation_id": invitation.id, "email": email, "role": role},
+    )
     send_templated(
-        session, email, "invitation", locale, company=company.legal_name_zh, role=role,
+        session,
+        email,
+        "invitation",
+        locale,
+        company=company.legal_name_zh,
+        role=role,
         url=external_url("accounts.accept_invitation", token=token),
     )
     return invitation
@@ -136,14 +175,26 @@ def revoke_invitation(session: Session, actor: Actor, invitation_id: int) -> Non
     if invitation.accepted_at or invitation.revoked_at:
         raise Conflict(_l("This invitation is no longer open."))
     invitation.revoked_at = utcnow()
-    record_event(session, actor, "accounts:member:invitation_revoked", "company", company.id,
-                 {"invitation_id": invitation.id, "email": invitation.email})
+    record_event(
+        session,
+        actor,
+        "accounts:member:invitation_revoked",
+        "company",
+        company.id,
+        {"invitation_id": invitation.id, "email": invitation.email},
+    )
 
 
 def open_invitation(session: Session, token: str) -> Invitation:
-    invitation = session.scalar(select(Invitation).where(Invitation.token_hash == token_hash(token)))
-    if (invitation is None or invitation.accepted_at or invitation.revoked_at
-            or invitation.expires_at < utcnow()):
+    invitation = session.scalar(
+        select(Invitation).where(Invitation.token_hash == token_hash(token))
+    )
+    if (
+        invitation is None
+        or invitation.accepted_at
+        or invitation.revoked_at
+        or invitation.expires_at < utcnow()
+    ):
         raise NotFound(_l("This invitation is invalid, used or expired. Ask for a new one."))
     return invitation
 
@@ -156,30 +207,50 @@ def accept_invitation(
     company = lock_company(session, invitation.company_id)
     if session.scalar(select(User.id).where(User.email == invitation.email)) is not None:
         raise Conflict(
-            _l("An account with this e-mail already exists. A user belongs to one company; "
-               "ask the inviting company to invite another address.")
+            _l(
+                "An account with this e-mail already exists. A user belongs to one company; "
+                "ask the inviting company to invite another address."
+            )
         )
     validate_password(password)
     now = utcnow()
-    user = User(email=invitation.email, display_name=display_name.strip(),
-                password_hash=hash_password(password), locale=locale, email_confirmed_at=now)
+    user = User(
+        email=invitation.email,
+        display_name=display_name.strip(),
+        password_hash=hash_password(password),
+        locale=locale,
+        email_confirmed_at=now,
+    )
     session.add(user)
     session.flush()
     session.add(Membership(user_id=user.id, company_id=company.id, role=invitation.role))
     invitation.accepted_at = now
     session.flush()
     record_event(
-        session, Actor(user.id, company.id, role=invitation.role.value, ip=ip),
-        "accounts:member:joined", "company", company.id,
-        {"user_id": user.id, "email": user.email, "role": invitation.role.value,
-         "invitation_id": invitation.id},
+        session,
+        Actor(user.id, company.id, role=invitation.role.value, ip=ip),
+        "accounts:member:joined",
+        "company",
+        company.id,
+        {
+            "user_id": user.id,
+            "email": user.email,
+            "role": invitation.role.value,
+            "invitation_id": invitation.id,
+        },
     )
     return user
 
 
 def _owners(session: Session, company_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Membership).where(
-        Membership.company_id == company_id, Membership.role == Role.OWNER)) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.company_id == company_id, Membership.role == Role.OWNER)
+        )
+        or 0
+    )
 
 
 def change_role(session: Session, actor: Actor, membership_id: int, role: str) -> None:
@@ -189,13 +260,22 @@ def change_role(session: Session, actor: Actor, membership_id: int, role: str) -
     if membership is None or membership.company_id != company.id:
         raise NotFound(_l("No such member."))
     new_role = Role(role)
-    if membership.role is Role.OWNER and new_role is not Role.OWNER and _owners(
-            session, company.id) <= 1:
+    if (
+        membership.role is Role.OWNER
+        and new_role is not Role.OWNER
+        and _owners(session, company.id) <= 1
+    ):
         raise Conflict(_l("A company must keep at least one owner."))
     old = membership.role
     membership.role = new_role
-    record_event(session, actor, "accounts:member:role_changed", "company", company.id,
-                 {"user_id": membership.user_id, "role": [old.value, new_role.value]})
+    record_event(
+        session,
+        actor,
+        "accounts:member:role_changed",
+        "company",
+        company.id,
+        {"user_id": membership.user_id, "role": [old.value, new_role.value]},
+    )
 
 
 def remove_member(session: Session, actor: Actor, membership_id: int) -> None:
@@ -211,11 +291,18 @@ def remove_member(session: Session, actor: Actor, membership_id: int) -> None:
     user = membership.user
     session.delete(membership)
     user.is_active = False
-    record_event(session, actor, "accounts:member:removed", "company", company.id,
-                 {"user_id": user.id, "email": user.email, "role": membership.role.value})
+    record_event(
+        session,
+        actor,
+        "accounts:member:removed",
+        "company",
+        company.id,
+        {"user_id": user.id, "email": user.email, "role": membership.role.value},
+    )
 
 
 # --- administrator verification ----------------------------------------------------------------
+
 
 def decide_verification(
     session: Session, actor: Actor, company_id: int, decision: str, reason: str, locale: str
@@ -237,14 +324,26 @@ def decide_verification(
     company.verification_status = target
     company.verification_note = reason or None
     company.verified_at = utcnow() if target is VerificationStatus.VERIFIED else None
-    record_event(session, actor, f"accounts:company:{target.value}", "company", company.id,
-                 {"status": [old.value, target.value], "reason": reason})
+    record_event(
+        session,
+        actor,
+        f"accounts:company:{target.value}",
+        "company",
+        company.id,
+        {"status": [old.value, target.value], "reason": reason},
+    )
     for membership in company.memberships:
         if membership.role is Role.OWNER:
-            send_templated(session, membership.user.email, "verification_decision",
-                           membership.user.locale or locale, company=company.legal_name_zh,
-                           status=target.value, reason=reason,
-                           url=external_url("accounts.company"))
+            send_templated(
+                session,
+                membership.user.email,
+                "verification_decision",
+                membership.user.locale or locale,
+                company=company.legal_name_zh,
+                status=target.value,
+                reason=reason,
+                url=external_url("accounts.company"),
+            )
     return company
 
 
@@ -255,7 +354,8 @@ def verification_queue(session: Session, status: str | None, search: str | None)
     if search:
         like = f"%{search.strip()}%"
         query = query.where(
-            Company.legal_name_zh.like(like) | Company.legal_name_en.like(like)
+            Company.legal_name_zh.like(like)
+            | Company.legal_name_en.like(like)
             | Company.uscc.like(like)
         )
     return list(session.scalars(query.limit(500)))

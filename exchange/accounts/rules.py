@@ -75,7 +75,9 @@ def role_allows(role: str | None, permission: str) -> bool:
 
 #: Verification transitions an administrator may make (state → allowed targets).
 VERIFICATION_TRANSITIONS: dict[VerificationStatus, frozenset[VerificationStatus]] = {
-    VerificationStatus.PENDING: frozenset({VerificationStatus.VERIFIED, VerificationStatus.REJECTED}),
+    VerificationStatus.PENDING: frozenset(
+        {VerificationStatus.VERIFIED, VerificationStatus.REJECTED}
+    ),
     VerificationStatus.REJECTED: frozenset({VerificationStatus.VERIFIED}),
     VerificationStatus.VERIFIED: frozenset({VerificationStatus.REJECTED}),
 }

@@ -21,18 +21,17 @@ from sqlalchemy.orm import Session
 from exchange.accounts import rules
 from exchange.accounts.models import (
     Company,
-    Invitation,
     LoginFailure,
     Membership,
     OneTimeToken,
     Site,
     User,
 )
-from exchange.accounts.rules import Role, VerificationStatus
-from exchange.actor import SYSTEM, Actor
+from exchange.accounts.rules import Role
+from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.db import utcnow
-from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
+from exchange.errors import Forbidden, NotFound, ValidationError
 from exchange.notifications.mail import external_url, send_templated
 
 _hasher = PasswordHasher()
@@ -40,7 +39,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 CONFIRM_EMAIL = "confirm_email"
-PASSWORD_RESET = "password_reset"
+PASSWORD_RESET = "password_reset"  # noqa: S105 (a token purpose, not a secret)
 TOKEN_LIFETIMES = {
     CONFIRM_EMAIL: dt.timedelta(days=3),
     PASSWORD_RESET: dt.timedelta(hours=1),
@@ -148,6 +147,7 @@ def _redeem_token(session: Session, token: str, purpose: str) -> User:
 
 # --- registration ------------------------------------------------------------------------------
 
+
 def register_company(session: Session, data: dict[str, Any], ip: str | None, locale: str) -> None:
     """Register a company (pending verification), its first site and its owner.
 
@@ -172,7 +172,10 @@ def register_company(session: Session, data: dict[str, Any], ip: str | None, loc
     existing = session.scalar(select(User).where(User.email == email))
     if existing is not None:
         send_templated(
-            session, email, "account_exists", existing.locale or locale,
+            session,
+            email,
+            "account_exists",
+            existing.locale or locale,
             login_url=external_url("accounts.login"),
             reset_url=external_url("accounts.forgot_password"),
         )
@@ -214,14 +217,26 @@ def register_company(session: Session, data: dict[str, Any], ip: str | None, loc
     session.flush()
     actor = Actor(user_id=user.id, company_id=company.id, role=Role.OWNER.value, ip=ip)
     record_event(
-        session, actor, "accounts:company:registered", "company", company.id,
-        {"uscc": uscc, "legal_name_zh": company.legal_name_zh, "owner": email,
-         "roles": [r for r in ("producer", "buyer") if data.get(f"is_{r}")],
-         "site": company.sites[0].name},
+        session,
+        actor,
+        "accounts:company:registered",
+        "company",
+        company.id,
+        {
+            "uscc": uscc,
+            "legal_name_zh": company.legal_name_zh,
+            "owner": email,
+            "roles": [r for r in ("producer", "buyer") if data.get(f"is_{r}")],
+            "site": company.sites[0].name,
+        },
     )
     token = _issue_token(session, user, CONFIRM_EMAIL)
     send_templated(
-        session, email, "confirm_email", locale, name=user.display_name,
+        session,
+        email,
+        "confirm_email",
+        locale,
+        name=user.display_name,
         company=company.legal_name_zh,
         url=external_url("accounts.confirm_email", token=token),
     )
@@ -232,11 +247,14 @@ def confirm_email(session: Session, token: str, ip: str | None) -> User:
     user = _redeem_token(session, token, CONFIRM_EMAIL)
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
-        record_event(session, _actor_for(user, ip), "accounts:user:email_confirmed", "user", user.id)
+        record_event(
+            session, _actor_for(user, ip), "accounts:user:email_confirmed", "user", user.id
+        )
     return user
 
 
 # --- login and passwords -------------------------------------------------------------------------
+
 
 def authenticate(
     session: Session, email: str, password: str, ip: str | None, burst: tuple[int, int]
@@ -260,19 +278,26 @@ def authenticate(
     session.flush()
     threshold, window = burst
     recent = session.scalar(
-        select(func.count()).select_from(LoginFailure).where(
-            LoginFailure.email == email, LoginFailure.at >= now - dt.timedelta(seconds=window)
-        )
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.email == email, LoginFailure.at >= now - dt.timedelta(seconds=window))
     )
     if recent == threshold:
         data = {"email": email, "failures": recent, "window_seconds": window}
         if user is not None:
             lock_user(session, user.id)
-            record_event(session, Actor(None, ip=ip), "accounts:login:failures_burst", "user",
-                         user.id, data)
+            record_event(
+                session, Actor(None, ip=ip), "accounts:login:failures_burst", "user", user.id, data
+            )
         else:
-            record_event(session, Actor(None, ip=ip), "accounts:login:failures_burst", "login",
-                         token_hash(email)[:16], data)
+            record_event(
+                session,
+                Actor(None, ip=ip),
+                "accounts:login:failures_burst",
+                "login",
+                token_hash(email)[:16],
+                data,
+            )
     raise ValidationError(_l("E-mail or password is wrong."))
 
 
@@ -283,7 +308,11 @@ def request_password_reset(session: Session, email: str, locale: str) -> None:
         return
     token = _issue_token(session, user, PASSWORD_RESET)
     send_templated(
-        session, user.email, "password_reset", user.locale or locale, name=user.display_name,
+        session,
+        user.email,
+        "password_reset",
+        user.locale or locale,
+        name=user.display_name,
         url=external_url("accounts.reset_password", token=token),
         hours=int(TOKEN_LIFETIMES[PASSWORD_RESET].total_seconds() // 3600),
     )

@@ -75,11 +75,14 @@ def login():  # type: ignore[no-untyped-def]
         session = get_session()
         from flask import current_app
 
-        burst = (current_app.config["LOGIN_BURST_THRESHOLD"],
-                 current_app.config["LOGIN_BURST_WINDOW_SECONDS"])
+        burst = (
+            current_app.config["LOGIN_BURST_THRESHOLD"],
+            current_app.config["LOGIN_BURST_WINDOW_SECONDS"],
+        )
         try:
             user = services.authenticate(
-                session, form.email.data, form.password.data, request.remote_addr, burst)
+                session, form.email.data, form.password.data, request.remote_addr, burst
+            )
         except DomainError as exc:
             commit(session)  # keep the failure record that burst detection counts
             flash(str(exc.message), "danger")
@@ -107,8 +110,13 @@ def forgot_password():  # type: ignore[no-untyped-def]
         session = get_session()
         services.request_password_reset(session, form.email.data, locale())
         commit(session)
-        flash(_("If an account uses this address, a reset link is on its way. "
-                "It works once, for one hour."), "info")
+        flash(
+            _(
+                "If an account uses this address, a reset link is on its way. "
+                "It works once, for one hour."
+            ),
+            "info",
+        )
         return redirect(url_for("accounts.login"))
     return render_template("accounts/forgot_password.html", form=form)
 
@@ -138,16 +146,18 @@ def change_password():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         session = get_session()
         try:
-            services.change_password(session, current_actor(), form.current_password.data,
-                                     form.new_password.data)
+            services.change_password(
+                session, current_actor(), form.current_password.data, form.new_password.data
+            )
         except ValidationError as exc:
             session.rollback()
             attach_errors(form, exc)
         else:
             commit(session)
             flash(_("Your password is changed."), "success")
-            return redirect(url_for("accounts.company") if current_user.company
-                            else url_for("site.home"))
+            return redirect(
+                url_for("accounts.company") if current_user.company else url_for("site.home")
+            )
     return render_template("accounts/change_password.html", form=form)
 
 
@@ -161,16 +171,28 @@ def _render_company(site_form: SiteForm | None = None, status: int = 200):  # ty
     own = current_user.company
     if own is None:
         abort(404)
-    invitations = get_session().scalars(
-        select(Invitation).where(Invitation.company_id == own.id,
-                                 Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
-                                 Invitation.expires_at > utcnow())
-    ).all()
+    invitations = (
+        get_session()
+        .scalars(
+            select(Invitation).where(
+                Invitation.company_id == own.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+        )
+        .all()
+    )
     return render_template(
-        "accounts/company.html", company=own, invitations=invitations,
-        invite_form=InviteForm(formdata=None), site_form=site_form or SiteForm(formdata=None),
-        role_form=RoleForm(formdata=None), confirm_form=ConfirmForm(formdata=None),
-        sector_labels=SECTOR_LABELS, role_labels=ROLE_LABELS,
+        "accounts/company.html",
+        company=own,
+        invitations=invitations,
+        invite_form=InviteForm(formdata=None),
+        site_form=site_form or SiteForm(formdata=None),
+        role_form=RoleForm(formdata=None),
+        confirm_form=ConfirmForm(formdata=None),
+        sector_labels=SECTOR_LABELS,
+        role_labels=ROLE_LABELS,
     ), status
 
 
@@ -219,15 +241,17 @@ def invite():  # type: ignore[no-untyped-def]
         return redirect(url_for("accounts.company"))
     return _company_action(
         lambda s, a: companies.invite_member(s, a, form.email.data, form.role.data, locale()),
-        _("Invitation sent to %(email)s.", email=form.email.data))
+        _("Invitation sent to %(email)s.", email=form.email.data),
+    )
 
 
 @bp.route("/company/invitations/<int:invitation_id>/revoke", methods=["POST"])
 @login_required
 def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
     ConfirmForm().validate_on_submit() or abort(400)
-    return _company_action(lambda s, a: companies.revoke_invitation(s, a, invitation_id),
-                           _("Invitation revoked."))
+    return _company_action(
+        lambda s, a: companies.revoke_invitation(s, a, invitation_id), _("Invitation revoked.")
+    )
 
 
 @bp.route("/company/members/<int:membership_id>/role", methods=["POST"])
@@ -236,16 +260,17 @@ def change_role(membership_id: int):  # type: ignore[no-untyped-def]
     form = RoleForm()
     form.validate_on_submit() or abort(400)
     return _company_action(
-        lambda s, a: companies.change_role(s, a, membership_id, form.role.data),
-        _("Role changed."))
+        lambda s, a: companies.change_role(s, a, membership_id, form.role.data), _("Role changed.")
+    )
 
 
 @bp.route("/company/members/<int:membership_id>/remove", methods=["POST"])
 @login_required
 def remove_member(membership_id: int):  # type: ignore[no-untyped-def]
     ConfirmForm().validate_on_submit() or abort(400)
-    return _company_action(lambda s, a: companies.remove_member(s, a, membership_id),
-                           _("Member removed."))
+    return _company_action(
+        lambda s, a: companies.remove_member(s, a, membership_id), _("Member removed.")
+    )
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
@@ -255,19 +280,31 @@ def accept_invitation(token: str):  # type: ignore[no-untyped-def]
     form = AcceptInvitationForm()
     if form.validate_on_submit():
         try:
-            user = companies.accept_invitation(session, token, form.display_name.data,
-                                               form.password.data, request.remote_addr, locale())
+            user = companies.accept_invitation(
+                session,
+                token,
+                form.display_name.data,
+                form.password.data,
+                request.remote_addr,
+                locale(),
+            )
         except ValidationError as exc:
             session.rollback()
             attach_errors(form, exc)
         else:
             commit(session)
             login_user(user)
-            flash(_("Welcome! You have joined %(company)s.",
-                    company=invitation.company.legal_name_zh), "success")
+            flash(
+                _(
+                    "Welcome! You have joined %(company)s.",
+                    company=invitation.company.legal_name_zh,
+                ),
+                "success",
+            )
             return redirect(url_for("accounts.company"))
-    return render_template("accounts/accept_invitation.html", form=form, invitation=invitation,
-                           role_labels=ROLE_LABELS)
+    return render_template(
+        "accounts/accept_invitation.html", form=form, invitation=invitation, role_labels=ROLE_LABELS
+    )
 
 
 @bp.route("/companies/<int:company_id>")
@@ -275,5 +312,6 @@ def public_company(company_id: int):  # type: ignore[no-untyped-def]
     company = get_session().get(Company, company_id)
     if company is None:
         abort(404)
-    return render_template("accounts/public_company.html", company=company,
-                           sector_labels=SECTOR_LABELS)
+    return render_template(
+        "accounts/public_company.html", company=company, sector_labels=SECTOR_LABELS
+    )

@@ -103,7 +103,9 @@ def verify_chain(events: Iterable[StoredEvent]) -> Break | None:
         key = ev.content.chain_key
         if ev.content.chain_seq != expected_seq:
             return Break(
-                ev.id, key, f"sequence {ev.content.chain_seq} found where {expected_seq} was expected"
+                ev.id,
+                key,
+                f"sequence {ev.content.chain_seq} found where {expected_seq} was expected",
             )
         if ev.prev_hash != prev:
             return Break(ev.id, key, "previous-hash link does not match the event before it")
@@ -120,5 +122,8 @@ def chain_key(entity_type: str, entity_id: object) -> str:
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Fields that changed, as ``{field: [old, new]}``, for the audit data of an update."""
-    return {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after))
-            if before.get(k) != after.get(k)}
+    return {
+        k: [before.get(k), after.get(k)]
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    }

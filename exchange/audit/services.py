@@ -191,9 +191,10 @@ def verify(session: Session, chain_key: str | None = None) -> VerifyReport:
             )
             break
         prev_digest, after = cp.digest, cp.last_event_id
-    report.unsealed_events = session.scalar(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.id > after)
-    ) or 0
+    report.unsealed_events = (
+        session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.id > after))
+        or 0
+    )
     return report
 
 

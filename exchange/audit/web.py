@@ -42,9 +42,15 @@ def events():  # type: ignore[no-untyped-def]
         "until": until + dt.timedelta(days=1) if until else None,
     }
     rows, total = events_for(get_session(), page=page, per_page=50, **filters)
-    return render_template("audit/events.html", events=rows, total=total, page=page,
-                           pages=max((total + 49) // 50, 1), args=request.args,
-                           filters={k: v for k, v in request.args.items() if k != "page" and v})
+    return render_template(
+        "audit/events.html",
+        events=rows,
+        total=total,
+        page=page,
+        pages=max((total + 49) // 50, 1),
+        args=request.args,
+        filters={k: v for k, v in request.args.items() if k != "page" and v},
+    )
 
 
 @bp.route("/verify", methods=["GET", "POST"])

@@ -27,7 +27,12 @@ class EmailMessage(Base):
     #: What kind of mail, for filtering the outbox (password_reset, invitation, verification...).
     kind: Mapped[str] = mapped_column(String(40))
     status: Mapped[EmailStatus] = mapped_column(
-        Enum(EmailStatus, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            EmailStatus,
+            native_enum=False,
+            length=10,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=EmailStatus.QUEUED,
     )
     sent_at: Mapped[dt.datetime | None]

@@ -13,7 +13,9 @@ from exchange.db import after_commit, utcnow
 from exchange.notifications.models import EmailMessage, EmailStatus
 
 
-def queue_email(session: Session, recipient: str, subject: str, body: str, kind: str) -> EmailMessage:
+def queue_email(
+    session: Session, recipient: str, subject: str, body: str, kind: str
+) -> EmailMessage:
     """Store a message in the outbox; when SMTP is configured, send it once the boundary commits.
 
     The SMTP settings and the session factory travel in ``session.info`` (set by the app's

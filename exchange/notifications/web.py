@@ -18,5 +18,8 @@ def show_outbox():  # type: ignore[no-untyped-def]
     is_admin = current_user.is_authenticated and current_user.is_admin
     if not (current_app.config["SHOW_OUTBOX"] or is_admin):
         abort(404)
-    return render_template("notifications/outbox.html", messages=outbox(get_session()),
-                           demo=current_app.config["SHOW_OUTBOX"])
+    return render_template(
+        "notifications/outbox.html",
+        messages=outbox(get_session()),
+        demo=current_app.config["SHOW_OUTBOX"],
+    )

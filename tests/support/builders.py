@@ -31,28 +31,54 @@ def valid_uscc(n: int | None = None) -> str:
     return first17 + uscc_check_char(first17)
 
 
-def make_user(db: Session, email: str | None = None, *, admin: bool = False,
-              confirmed: bool = True) -> User:
-    user = User(email=email or f"user{next(_counter)}@example.test", display_name="Test User",
-                password_hash=_HASH, is_admin=admin,
-                email_confirmed_at=utcnow() if confirmed else None)
+def make_user(
+    db: Session, email: str | None = None, *, admin: bool = False, confirmed: bool = True
+) -> User:
+    user = User(
+        email=email or f"user{next(_counter)}@example.test",
+        display_name="Test User",
+        password_hash=_HASH,
+        is_admin=admin,
+        email_confirmed_at=utcnow() if confirmed else None,
+    )
     db.add(user)
     db.flush()
     return user
 
 
-def make_company(db: Session, *, verified: bool = True, producer: bool = True,
-                 buyer: bool = True, role: Role = Role.OWNER, email: str | None = None
-                 ) -> tuple[Company, User]:
+def make_company(
+    db: Session,
+    *,
+    verified: bool = True,
+    producer: bool = True,
+    buyer: bool = True,
+    role: Role = Role.OWNER,
+    email: str | None = None,
+) -> tuple[Company, User]:
     n = next(_counter)
     company = Company(
-        legal_name_zh=f"测试公司{n}", legal_name_en=f"Test Company {n}", uscc=valid_uscc(n),
-        is_producer=producer, is_buyer=buyer, sector=Sector.CEMENT, province="37", city="淄博市",
-        contact_name="Tester", contact_phone="123", contact_email=f"c{n}@example.test",
+        legal_name_zh=f"测试公司{n}",
+        legal_name_en=f"Test Company {n}",
+        uscc=valid_uscc(n),
+        is_producer=producer,
+        is_buyer=buyer,
+        sector=Sector.CEMENT,
+        province="37",
+        city="淄博市",
+        contact_name="Tester",
+        contact_phone="123",
+        contact_email=f"c{n}@example.test",
         verification_status=VerificationStatus.VERIFIED if verified else VerificationStatus.PENDING,
     )
-    company.sites.append(Site(name="Plant", province="37", city="淄博市",
-                              latitude=Decimal("36.8"), longitude=Decimal("118.05")))
+    company.sites.append(
+        Site(
+            name="Plant",
+            province="37",
+            city="淄博市",
+            latitude=Decimal("36.8"),
+            longitude=Decimal("118.05"),
+        )
+    )
     db.add(company)
     db.flush()
     user = make_user(db, email)
@@ -72,13 +98,16 @@ CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 def csrf_token(client: FlaskClient, url: str = "/login") -> str:
     page = client.get(url).get_data(as_text=True)
-    match = CSRF.search(page) or re.search(r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', page)
+    match = CSRF.search(page) or re.search(
+        r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', page
+    )
     assert match, f"no CSRF token on {url}"
     return match.group(1)
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
     token = csrf_token(client, "/login")
-    response = client.post("/login", data={"email": email, "password": password,
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]

@@ -32,11 +32,14 @@ def test_the_computed_check_character_always_validates(first17):
     assert uscc_problem(first17 + uscc_check_char(first17)) is None
 
 
-@given(st.text(alphabet=USCC_ALPHABET, min_size=17, max_size=17),
-       st.integers(min_value=0, max_value=16), st.sampled_from(USCC_ALPHABET))
+@given(
+    st.text(alphabet=USCC_ALPHABET, min_size=17, max_size=17),
+    st.integers(min_value=0, max_value=16),
+    st.sampled_from(USCC_ALPHABET),
+)
 def test_any_single_character_change_is_caught(first17, position, replacement):
     code = first17 + uscc_check_char(first17)
-    changed = code[:position] + replacement + code[position + 1:]
+    changed = code[:position] + replacement + code[position + 1 :]
     if changed != code:
         # Weights 3^i mod 31 are all non-zero mod the prime 31, so one substitution always shows.
         assert uscc_problem(changed) == "check_digit"

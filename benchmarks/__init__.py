@@ -1,0 +1,1 @@
+"""``make bench``: measured figures with their targets, as a table and in results.json."""

@@ -1,0 +1,1 @@
+"""Contracts from awards: hashed terms, signatures, deliveries with re-assay, disputes."""
