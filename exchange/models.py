@@ -3,8 +3,17 @@
 from exchange.accounts import models as accounts_models
 from exchange.audit import models as audit_models
 from exchange.db import Base
+from exchange.listings import models as listings_models
 from exchange.notifications import models as notifications_models
+from exchange.trading import models as trading_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "audit_models", "metadata", "notifications_models"]
+__all__ = [
+    "accounts_models",
+    "audit_models",
+    "listings_models",
+    "metadata",
+    "notifications_models",
+    "trading_models",
+]

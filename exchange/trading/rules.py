@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from exchange.listings.rules import SaleMode
+
 ZERO = Decimal(0)
 #: Tonnes are stored as Numeric(14,3); a finer quantity would be rounded silently by the database.
 TONNE_STEP = Decimal("0.001")
-
-
-class SaleMode(enum.StrEnum):
-    BUY_NOW = "buy_now"
-    AUCTION = "auction"
-    TENDER = "tender"
 
 
 class BidStatus(enum.StrEnum):

@@ -111,3 +111,72 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
         "/login", data={"email": email, "password": password, "csrf_token": token}
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+
+
+def make_lot(
+    db: Session,
+    producer: Company | None = None,
+    *,
+    material_code: str = "rm_bayer_filter_cake",
+    quantity: str = "20000",
+    min_order: str = "500",
+    price: str = "-20.00",
+    sale_mode: str = "buy_now",
+    status: str = "published",
+    assay: dict[str, str] | None = None,
+    **fields: object,
+):
+    """A lot (published buy-now by default) with an optional assay ``{parameter: value}``.
+
+    The grading rows (``lot_end_uses``) are not computed here; the listings services do that.
+    """
+    import datetime as dt
+
+    from exchange.catalog.materials import MATERIALS
+    from exchange.listings.models import Assay, AssayValue, Lot
+
+    if producer is None:
+        producer, _owner = make_company(db, producer=True, buyer=False)
+    site = producer.sites[0]
+    material = MATERIALS[material_code]
+    lot = Lot(
+        producer_id=producer.id,
+        site_id=site.id,
+        material_code=material.code,
+        material_family=material.family.value,
+        province=site.province,
+        title_zh=fields.pop("title_zh", "拜耳法赤泥滤饼"),
+        title_en=fields.pop("title_en", "Bayer red mud filter cake"),
+        quantity=Decimal(quantity),
+        remaining=Decimal(fields.pop("remaining", quantity)),
+        basis=fields.pop("basis", "dry"),
+        moisture_pct=fields.pop("moisture_pct", Decimal("28.0")),
+        min_order=Decimal(min_order),
+        recurrence=fields.pop("recurrence", "one_off"),
+        available_from=fields.pop("available_from", dt.date(2026, 12, 1)),
+        sale_mode=sale_mode,
+        price=Decimal(price),
+        delivery_terms=fields.pop("delivery_terms", "ex_works"),
+        status=status,
+        published_at=utcnow() if status == "published" else None,
+        **fields,
+    )
+    db.add(lot)
+    db.flush()
+    if assay:
+        record = Assay(
+            lot_id=lot.id,
+            lab_name="Test Lab",
+            accreditation_no="CMA-0001",
+            sampled_on=dt.date(2026, 11, 1),
+        )
+        db.add(record)
+        db.flush()
+        for parameter, value in assay.items():
+            db.add(
+                AssayValue(
+                    assay_id=record.id, lot_id=lot.id, parameter=parameter, value=Decimal(value)
+                )
+            )
+        db.flush()
+    return lot

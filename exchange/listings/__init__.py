@@ -1,0 +1,1 @@
+"""Lots of red mud and red-mud products: assays, certificates, moderation, the catalogue."""
