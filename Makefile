@@ -34,9 +34,10 @@ run: demo ## Install, migrate, load demo data and serve on http://127.0.0.1:5000
 test: install ## Run the test suite (set TEST_DATABASE_URL to add PostgreSQL)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: install ## ruff check and format check
+lint: install ## ruff check, format check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check exchange tests benchmarks
+	$(BIN)/mypy exchange
 
 format: install ## Format the code
 	$(BIN)/ruff check --fix .

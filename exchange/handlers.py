@@ -66,14 +66,14 @@ def init_app(app: Flask) -> None:
             405: _("This address does not accept that kind of request."),
             429: _("Too many attempts in a short time. Please wait a few minutes and try again."),
         }
-        response, status = _page(
+        body, status = _page(
             code, titles.get(code, error.name), messages.get(code, error.description or "")
         )
-        if code == 405 and "Allow" in error.get_headers():  # keep Allow on 405s
-            response = app.make_response((response, status))
-            response.headers["Allow"] = dict(error.get_headers())["Allow"]
-            return response
-        return response, status
+        response = app.make_response((body, status))
+        allow = dict(error.get_headers()).get("Allow")
+        if allow:  # keep Allow on 405s (Werkzeug sets it; a custom page must not drop it)
+            response.headers["Allow"] = allow
+        return response
 
     @app.errorhandler(500)
     def server_error(error: Exception):  # type: ignore[no-untyped-def]

@@ -18,9 +18,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+import exchange.accounts.services as account_services
 from exchange import create_app
 from exchange.db import make_engine, make_sessionmaker, normalize_url
 from exchange.schema import upgrade
+
+# Argon2 at production cost takes ~0.1 s per hash or check; tests use a cheap profile so the
+# suite stays fast. Production parameters are argon2-cffi's defaults (RFC 9106 low-memory).
+account_services._hasher = account_services.PasswordHasher(
+    time_cost=1, memory_cost=1024, parallelism=1
+)
+account_services._DUMMY_HASH = account_services._hasher.hash("not-a-real-password")
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
