@@ -9,6 +9,7 @@ driver's own transaction handling is switched off and every transaction starts w
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -18,6 +19,7 @@ from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import (
     DateTime,
     Engine,
+    Enum,
     MetaData,
     Numeric,
     create_engine,
@@ -66,6 +68,17 @@ class Base(DeclarativeBase):
         dt.datetime: UTCDateTime(),
         Decimal: Numeric(14, 3),
     }
+
+
+def enum_column(cls: type[enum.Enum], length: int = 24) -> Enum:
+    """An enum stored by its value as a string (portable; no native ENUM type to migrate)."""
+    return Enum(
+        cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
 
 
 Tonnes = Numeric(14, 3)

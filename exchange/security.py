@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, abort, request
 from flask_babel import lazy_gettext as _l
 
 from exchange.actor import Actor
@@ -25,6 +25,17 @@ def current_actor() -> Actor:
     if not current_user.is_authenticated:
         return Actor(user_id=None, ip=ip)
     return actor_for(current_user, ip)
+
+
+def admins_only(blueprint: Blueprint) -> None:
+    """Make every route of ``blueprint`` require a signed-in platform administrator."""
+    from flask_login import current_user, login_required
+
+    @blueprint.before_request
+    @login_required
+    def _admins_only():  # type: ignore[no-untyped-def]
+        if not current_user.is_admin:
+            abort(403)
 
 
 def init_app(app: Flask) -> None:

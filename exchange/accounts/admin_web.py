@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
 
 from exchange.accounts import companies
 from exchange.accounts.forms import SECTOR_LABELS, DecisionForm
@@ -12,17 +11,13 @@ from exchange.accounts.models import Company
 from exchange.audit.services import events_for, verify
 from exchange.db import commit, get_session
 from exchange.errors import DomainError, ValidationError
-from exchange.security import current_actor
+from exchange.security import admins_only, current_actor
 from exchange.webutil import attach_errors, locale
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-@bp.before_request
-@login_required
-def _admins_only():  # type: ignore[no-untyped-def]
-    if not current_user.is_admin:
-        abort(403)
+admins_only(bp)
 
 
 @bp.route("/companies")

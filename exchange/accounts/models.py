@@ -8,7 +8,6 @@ from decimal import Decimal
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     Numeric,
@@ -19,17 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.accounts.rules import Role, Sector, VerificationStatus
-from exchange.db import Base
-
-
-def _enum(cls: type) -> Enum:
-    return Enum(
-        cls,
-        native_enum=False,
-        length=24,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
+from exchange.db import Base, enum_column
 
 
 class Company(Base):
@@ -46,7 +35,7 @@ class Company(Base):
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     is_producer: Mapped[bool] = mapped_column(Boolean, default=False)
     is_buyer: Mapped[bool] = mapped_column(Boolean, default=False)
-    sector: Mapped[Sector] = mapped_column(_enum(Sector))
+    sector: Mapped[Sector] = mapped_column(enum_column(Sector))
     #: GB/T 2260 two-digit province code.
     province: Mapped[str] = mapped_column(String(2))
     city: Mapped[str] = mapped_column(String(80))
@@ -55,7 +44,7 @@ class Company(Base):
     contact_phone: Mapped[str] = mapped_column(String(40))
     contact_email: Mapped[str] = mapped_column(String(254))
     verification_status: Mapped[VerificationStatus] = mapped_column(
-        _enum(VerificationStatus), default=VerificationStatus.PENDING
+        enum_column(VerificationStatus), default=VerificationStatus.PENDING
     )
     #: The administrator's reason for the last verification decision.
     verification_note: Mapped[str | None] = mapped_column(String(500))
@@ -155,7 +144,7 @@ class Membership(Base):
     company_id: Mapped[int] = mapped_column(
         ForeignKey("companies.id", ondelete="CASCADE"), index=True
     )
-    role: Mapped[Role] = mapped_column(_enum(Role))
+    role: Mapped[Role] = mapped_column(enum_column(Role))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
     user: Mapped[User] = relationship(back_populates="membership")
@@ -171,7 +160,7 @@ class Invitation(Base):
         ForeignKey("companies.id", ondelete="CASCADE"), index=True
     )
     email: Mapped[str] = mapped_column(String(254))
-    role: Mapped[Role] = mapped_column(_enum(Role))
+    role: Mapped[Role] = mapped_column(enum_column(Role))
     #: SHA-256 of the token mailed to the invitee; the token itself is never stored.
     token_hash: Mapped[str] = mapped_column(String(64))
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

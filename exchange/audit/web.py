@@ -5,19 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, abort, render_template, request
-from flask_login import current_user, login_required
 
 from exchange.audit.services import events_for, verify
 from exchange.db import get_session
+from exchange.security import admins_only
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
 
-@bp.before_request
-@login_required
-def _admins_only():  # type: ignore[no-untyped-def]
-    if not current_user.is_admin:
-        abort(403)
+admins_only(bp)
 
 
 def _date(name: str) -> dt.datetime | None:

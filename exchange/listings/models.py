@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -22,19 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.accounts.models import Company, Site
-from exchange.db import Base
+from exchange.db import Base, enum_column
 from exchange.listings.rules import Basis, DeliveryTerms, LotStatus, Recurrence, SaleMode
-
-
-def _enum(cls: type) -> Enum:
-    return Enum(
-        cls,
-        native_enum=False,
-        length=24,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
-
 
 TONNES = Numeric(14, 3)
 PRICE = Numeric(12, 2)
@@ -81,16 +69,16 @@ class Lot(Base):
     quantity: Mapped[Decimal] = mapped_column(TONNES)
     #: Tonnes not yet sold or allocated; only ever decreases under the lot's row lock.
     remaining: Mapped[Decimal] = mapped_column(TONNES)
-    basis: Mapped[Basis] = mapped_column(_enum(Basis))
+    basis: Mapped[Basis] = mapped_column(enum_column(Basis))
     moisture_pct: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     min_order: Mapped[Decimal] = mapped_column(TONNES)
-    recurrence: Mapped[Recurrence] = mapped_column(_enum(Recurrence))
+    recurrence: Mapped[Recurrence] = mapped_column(enum_column(Recurrence))
     #: For recurring supply: tonnes available per month.
     monthly_quantity: Mapped[Decimal | None] = mapped_column(TONNES)
     available_from: Mapped[dt.date] = mapped_column(Date)
     available_until: Mapped[dt.date | None] = mapped_column(Date)
 
-    sale_mode: Mapped[SaleMode] = mapped_column(_enum(SaleMode))
+    sale_mode: Mapped[SaleMode] = mapped_column(enum_column(SaleMode))
     #: Signed CNY per tonne: the buy-now price or the auction/tender start price.
     #: Negative = a disposal fee the producer pays the buyer.
     price: Mapped[Decimal] = mapped_column(PRICE)
@@ -103,9 +91,9 @@ class Lot(Base):
     closes_at: Mapped[dt.datetime | None]
     hard_close_at: Mapped[dt.datetime | None]
     anti_snipe_minutes: Mapped[int] = mapped_column(Integer, default=5)
-    delivery_terms: Mapped[DeliveryTerms] = mapped_column(_enum(DeliveryTerms))
+    delivery_terms: Mapped[DeliveryTerms] = mapped_column(enum_column(DeliveryTerms))
 
-    status: Mapped[LotStatus] = mapped_column(_enum(LotStatus), default=LotStatus.DRAFT)
+    status: Mapped[LotStatus] = mapped_column(enum_column(LotStatus), default=LotStatus.DRAFT)
     #: The moderator's reason for the last rejection, shown to the producer.
     status_note: Mapped[str | None] = mapped_column(String(500))
     published_at: Mapped[dt.datetime | None]
