@@ -26,7 +26,7 @@ from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 
 #: Every secret starts with this, so leaked tokens are easy to recognise (and to scan for).
-TOKEN_PREFIX = "rmx_"
+TOKEN_PREFIX = "rmx_"  # noqa: S105 (a public prefix, not a secret)
 MAX_ACTIVE_TOKENS = 20
 NAME_MAX_LENGTH = 100
 #: How stale ``last_used_at`` may get before a request refreshes it.

@@ -69,6 +69,21 @@ class ExchangeApi(Api):
     def _register_error_handlers(self) -> None:
         """Errors are rendered by :mod:`exchange.handlers` (JSON under /api/, HTML elsewhere)."""
 
+    def _register_pagination_header(self) -> None:
+        """``X-Pagination`` carries a JSON object *as a string*; documenting it as an object
+        (flask-smorest's default) makes header validators expect something a header can't be."""
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata as a JSON object: total, total_pages, "
+                "first_page, last_page, page, previous_page, next_page.",
+                "schema": {"type": "string"},
+                "example": '{"total": 42, "total_pages": 5, "first_page": 1, '
+                '"last_page": 5, "page": 2, "previous_page": 1, "next_page": 3}',
+            },
+            lazy=True,
+        )
+
     def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
         name = options.get("name", blp.name)
         self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self

@@ -7,8 +7,10 @@ Every API view declares who may call it with exactly one of
   read token POST to an operation that changes nothing).
 
 ``@blp.idempotent`` honours ``Idempotency-Key`` on a POST that creates. Decorator order, outside
-in: access → ``idempotent`` → ``arguments`` → ``response`` → ``paginate``. The app refuses to
-start if an API view lacks an access decorator.
+in: access → ``idempotent`` → ``arguments`` → ``response`` → ``paginate``. The access decorator
+being outermost also lets it refuse query parameters the operation does not document (422), so
+a misspelt filter never silently returns everything. The app refuses to start if an API view
+lacks an access decorator.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from functools import wraps
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
+from flask import request
+from flask_babel import gettext as _
+from flask_smorest import Blueprint, abort
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -45,6 +49,36 @@ class IdempotencyHeaderSchema(ma.Schema):
     )
 
 
+def _query_names(func: Callable[..., Any]) -> frozenset[str]:
+    """The query parameters ``func`` documents (its ``arguments(..., location="query")`` and
+    ``paginate()``), read from flask-smorest's doc info on the function."""
+    doc = getattr(func, "_apidoc", {})
+    schemas = [
+        p["schema"] for p in doc.get("arguments", {}).get("parameters", []) if p["in"] == "query"
+    ]
+    if "pagination" in doc:
+        schemas.append(doc["pagination"]["parameters"]["schema"])
+    names: set[str] = set()
+    for schema in schemas:
+        instance = schema() if isinstance(schema, type) else schema
+        names.update(field.data_key or name for name, field in instance.fields.items())
+    return frozenset(names)
+
+
+def _refuse_unknown_query(allowed: frozenset[str]) -> None:
+    """A misspelt filter must not silently widen a list: unknown parameters are a 422."""
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        message = _("Unknown query parameter.")
+        abort(
+            422,
+            message=_(
+                "This operation has no such query parameter: %(names)s.", names=", ".join(unknown)
+            ),
+            errors={name: [message] for name in unknown},
+        )
+
+
 class ApiBlueprint(Blueprint):
     """A flask-smorest Blueprint for one context's ``/api/v1`` endpoints.
 
@@ -63,9 +97,12 @@ class ApiBlueprint(Blueprint):
     def public(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Anyone may call this; with a token the caller is its user."""
 
+        allowed = _query_names(func)
+
         @wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             auth.current_caller()
+            _refuse_unknown_query(allowed)
             return func(*args, **kwargs)
 
         setattr(wrapper, ACCESS_ATTRIBUTE, "public")
@@ -77,9 +114,12 @@ class ApiBlueprint(Blueprint):
         """Require a token; see :func:`exchange.apiplatform.auth.require_token` for ``scope``."""
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            allowed = _query_names(func)
+
             @wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 auth.require_token(scope)
+                _refuse_unknown_query(allowed)
                 return func(*args, **kwargs)
 
             setattr(wrapper, ACCESS_ATTRIBUTE, scope or "token")

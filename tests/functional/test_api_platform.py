@@ -11,7 +11,7 @@ from exchange.audit.models import AuditEvent
 from exchange.extensions import limiter
 from tests.conftest import TEST_CONFIG
 from tests.support.api import assert_error_shape, bearer, make_token
-from tests.support.builders import csrf_token, login, make_company, make_user
+from tests.support.builders import csrf_token, login, make_company
 
 SITE = {
     "name": "Yard 3",
