@@ -18,7 +18,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.support.api import bearer, make_token
 from tests.support.builders import make_company, make_user
 
-
 PERSONAS = ("anonymous", "owner", "admin")
 EXAMPLES = {"positive": 20, "negative": 12}
 
