@@ -1,10 +1,45 @@
 """The JSON API platform: ``/api/v1`` with flask-smorest, tokens, errors, idempotency, limits.
 
-A context adds endpoints by writing ``exchange/<context>/api.py`` with a module-level
-``blp = ApiBlueprint("<context>", __name__, url_prefix="/<resources>")`` (and its marshmallow
-schemas in ``schemas.py``). :func:`init_app` finds it through :data:`API_CONTEXTS`, mounts it
+Adding a context's endpoints (nothing outside the context's package to edit)::
+
+    # exchange/listings/api.py
+    from flask.views import MethodView
+    from exchange.apiplatform import ApiBlueprint, api_actor, paginate_query
+    from exchange.db import commit, get_session
+
+    blp = ApiBlueprint("lots", __name__, url_prefix="/lots", description="Lots for sale.")
+
+    @blp.route("/")
+    class Lots(MethodView):
+        @blp.public                                   # or @blp.auth() — exactly one, outermost
+        @blp.arguments(LotFilterSchema, location="query")
+        @blp.response(200, LotSchema(many=True))
+        @blp.paginate()
+        def get(self, filters, pagination_parameters):
+            query = services.lots_query(filters)
+            return paginate_query(get_session(), query, pagination_parameters)
+
+        @blp.auth()                                   # writes need a read_write token
+        @blp.idempotent                               # honours Idempotency-Key
+        @blp.arguments(LotCreateSchema)
+        @blp.response(201, LotSchema)
+        def post(self, data):
+            session = get_session()
+            lot = services.create_lot(session, api_actor(), data)
+            commit(session)
+            return lot
+
+    @blp.route("/<id:lot_id>")  # ``id`` converter: 1 … 2^31-1, else 404
+
+Schemas live in ``exchange/<context>/schemas.py`` and use :mod:`exchange.apiplatform.fields`
+(``Tonnes()``, ``PricePerTonne()``, ``DecimalString(...)``, ``MinorUnits()``, ``Timestamp()``).
+Raise ``DomainError``s from services as usual: they become the JSON error shape. Document extra
+error statuses with ``@blp.alt_response(404, response="NOT_FOUND")``. A module may export
+``blueprints = [...]`` instead of one ``blp``.
+
+:func:`init_app` finds ``exchange/<context>/api.py`` through :data:`API_CONTEXTS`, mounts it
 under ``/api/v1``, exempts it from CSRF (the API never reads session cookies), puts the
-per-token rate limit on it and adds it to the OpenAPI document. Nothing else to edit.
+per-token rate limit on it and adds it to the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -148,7 +183,6 @@ def init_app(app: Flask) -> ExchangeApi:
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {"description": _DESCRIPTION},
-            "servers": [{"url": "/"}],
             "components": {
                 "securitySchemes": {
                     "bearerAuth": {

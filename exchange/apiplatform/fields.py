@@ -80,7 +80,9 @@ class DecimalString(fields.String):
             return None
         return f"{Decimal(value):.{self.places}f}"
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> Decimal:
         if not isinstance(value, str):
             raise self.make_error("invalid")
         if not self._regex.match(value):
@@ -155,7 +157,7 @@ class Timestamp(fields.AwareDateTime):
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        return super()._serialize(value.astimezone(dt.UTC), attr, obj, **kwargs)
+        return str(super()._serialize(value.astimezone(dt.UTC), attr, obj, **kwargs))
 
 
 def Currency(**kwargs: Any) -> fields.String:  # noqa: N802

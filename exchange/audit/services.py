@@ -206,7 +206,7 @@ def events_query(
     actor_company_id: int | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-) -> Select[tuple[AuditEvent]]:
+) -> Select[AuditEvent]:
     """Events matching the filters, newest first (``action`` matches as a prefix)."""
     query = select(AuditEvent)
     if entity_type:
