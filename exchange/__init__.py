@@ -41,6 +41,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
 
+    from exchange import apiplatform
+    from exchange.accounts.token_web import bp as api_tokens_bp
+
+    app.register_blueprint(api_tokens_bp)
+    apiplatform.init_app(app)
+
     from exchange import handlers
 
     handlers.init_app(app)

@@ -79,6 +79,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # default; production runs them with RQ workers instead.
         "RUN_JOBS_IN_PROCESS": _bool("RUN_JOBS_IN_PROCESS", not os.environ.get("REDIS_URL")),
         "AUDIT_CHECKPOINT_SECONDS": int(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
+        # JSON API: requests per token (per address without one), and how long an
+        # Idempotency-Key's stored response is replayed.
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "300 per minute;10000 per hour"),
+        "IDEMPOTENCY_KEY_HOURS": int(os.environ.get("IDEMPOTENCY_KEY_HOURS", "24")),
         "TESTING": False,
     }
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"

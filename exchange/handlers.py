@@ -6,8 +6,8 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import HTTP_STATUS_CODES
 
+from exchange.apiplatform import errors as api_errors
 from exchange.errors import DomainError
 
 
@@ -17,7 +17,7 @@ def _wants_json() -> bool:
 
 def _page(status: int, title: str, message: str):  # type: ignore[no-untyped-def]
     if _wants_json():
-        return jsonify({"code": status, "status": title, "message": message, "errors": {}}), status
+        return jsonify(api_errors.error_body(status, message)), status
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
@@ -25,13 +25,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):  # type: ignore[no-untyped-def]
         if _wants_json():
-            body = {
-                "code": error.status,
-                "status": HTTP_STATUS_CODES.get(error.status, "Error"),
-                "message": str(error.message),
-                "errors": error.errors,
-            }
-            return jsonify(body), error.status
+            return api_errors.domain_error_response(error)
         return render_template(
             "errors/error.html",
             status=error.status,
@@ -53,6 +47,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        if _wants_json():
+            return api_errors.error_response(error)
         code = error.code or 500
         titles = {
             403: _("Not allowed"),

@@ -15,11 +15,17 @@ from exchange.extensions import babel
 def select_locale() -> str:
     """The user's explicit choice, then their saved preference, then the browser's."""
     languages = list(current_app.config["LANGUAGES"])
+    if request.path.startswith("/api/"):  # the API ignores browser sessions: the header decides
+        return _from_browser()
     chosen = session.get("locale")
     if chosen in languages:
         return str(chosen)
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return str(current_user.locale)
+    return _from_browser()
+
+
+def _from_browser() -> str:
     best = request.accept_languages.best_match(["zh", "zh-CN", "zh-Hans", "en"])
     if best and best.startswith("en"):
         return "en"

@@ -32,9 +32,21 @@ def _checkpoint(app: Flask) -> object:
         return checkpoint.id if checkpoint else None
 
 
+def _purge_idempotency_keys(app: Flask) -> object:
+    import datetime as dt
+
+    from exchange.apiplatform.idempotency import purge_expired
+
+    with session_scope(app) as session:
+        return purge_expired(session, dt.timedelta(hours=app.config["IDEMPOTENCY_KEY_HOURS"]))
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
-    return [PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint)]
+    return [
+        PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint),
+        PeriodicJob("api-idempotency-purge", 3600, _purge_idempotency_keys),
+    ]
 
 
 def run_once(app: Flask, job: PeriodicJob) -> bool:

@@ -1,6 +1,7 @@
 """Every context's models, imported so that ``metadata`` is complete (migrations, checks)."""
 
 from exchange.accounts import models as accounts_models
+from exchange.apiplatform import models as apiplatform_models
 from exchange.audit import models as audit_models
 from exchange.db import Base
 from exchange.listings import models as listings_models
@@ -11,6 +12,7 @@ metadata = Base.metadata
 
 __all__ = [
     "accounts_models",
+    "apiplatform_models",
     "audit_models",
     "listings_models",
     "metadata",

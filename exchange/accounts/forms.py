@@ -270,3 +270,20 @@ class DecisionForm(FlaskForm):
         validators=[Optional(), Length(max=500)],
     )
     submit = SubmitField(_l("Record decision"))
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField(
+        _l("Name"),
+        validators=[DataRequired(REQUIRED), Length(max=100)],
+        description=_l("What will use it, e.g. “ERP production” or “lab LIMS”."),
+    )
+    scope = SelectField(
+        _l("Access"),
+        choices=[
+            ("read", _l("Read only")),
+            ("read_write", _l("Read and write (acts with your role)")),
+        ],
+        default="read",
+    )
+    submit = SubmitField(_l("Create token"))

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from exchange.accounts.rules import Role, Sector, VerificationStatus
+from exchange.accounts.rules import Role, Sector, TokenScope, VerificationStatus
 from exchange.db import Base, enum_column
 
 
@@ -197,3 +197,29 @@ class OneTimeToken(Base):
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]
+
+
+class ApiToken(Base):
+    """A personal API token. Only the SHA-256 of its secret is stored; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[TokenScope] = mapped_column(enum_column(TokenScope))
+    #: The secret's first characters (``rmx_AbC123``), shown so a user can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    #: SHA-256 (hex) of the whole secret.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    #: Updated at most once a minute per token, so reads do not become writes on every request.
+    last_used_at: Mapped[dt.datetime | None]
+    last_used_ip: Mapped[str | None] = mapped_column(String(45))
+    revoked_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -93,3 +93,10 @@ def password_problem(password: str) -> str | None:
 
 
 MIN_PASSWORD_LENGTH = 10
+
+
+class TokenScope(enum.StrEnum):
+    """What an API token may do: ``read`` refuses every write, ``read_write`` acts as its user."""
+
+    READ = "read"
+    READ_WRITE = "read_write"

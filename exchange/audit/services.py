@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
@@ -198,8 +198,7 @@ def verify(session: Session, chain_key: str | None = None) -> VerifyReport:
     return report
 
 
-def events_for(
-    session: Session,
+def events_query(
     *,
     entity_type: str | None = None,
     entity_id: object | None = None,
@@ -207,25 +206,33 @@ def events_for(
     actor_company_id: int | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    page: int = 1,
-    per_page: int = 50,
-) -> tuple[list[AuditEvent], int]:
-    """A filtered page of events, newest first, and the total count."""
+) -> Select[AuditEvent]:
+    """Events matching the filters, newest first (``action`` matches as a prefix)."""
     query = select(AuditEvent)
     if entity_type:
         query = query.where(AuditEvent.entity_type == entity_type)
     if entity_id is not None and entity_id != "":
         query = query.where(AuditEvent.entity_id == str(entity_id))
     if action:
-        query = query.where(AuditEvent.action.startswith(action))
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if actor_company_id is not None:
         query = query.where(AuditEvent.actor_company_id == actor_company_id)
     if since is not None:
         query = query.where(AuditEvent.occurred_at >= since)
     if until is not None:
         query = query.where(AuditEvent.occurred_at < until)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(AuditEvent.id.desc()).limit(per_page).offset((page - 1) * per_page)
-    ).all()
+    return query.order_by(AuditEvent.id.desc())
+
+
+def events_for(
+    session: Session,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    **filters: Any,
+) -> tuple[list[AuditEvent], int]:
+    """A filtered page of events, newest first, and the total count."""
+    query = events_query(**filters)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
     return list(rows), total

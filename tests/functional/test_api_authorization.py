@@ -1,0 +1,146 @@
+"""Every /api/v1 operation × anonymous / read token / viewer / other company / owner / admin."""
+
+import pytest
+from sqlalchemy import select
+
+from exchange.accounts.models import ApiToken, Membership, Site
+from exchange.apiplatform.blueprint import ACCESS_ATTRIBUTE
+from tests.support.api import bearer, make_token
+from tests.support.builders import make_company, make_user
+
+ANON, READ, VIEWER, OTHER, OWN, ADMIN, ADMIN_READ = (
+    "anonymous",
+    "read token",
+    "viewer",
+    "other company",
+    "own owner",
+    "admin",
+    "admin read token",
+)
+PERSONAS = [ANON, READ, VIEWER, OTHER, OWN, ADMIN, ADMIN_READ]
+
+
+@pytest.fixture()
+def world(db):
+    own, owner = make_company(db)
+    viewer = make_user(db)
+    db.add(Membership(user_id=viewer.id, company_id=own.id, role="viewer"))
+    extra_site = Site(
+        company_id=own.id, name="Yard 2", province="37", city="x", latitude=37, longitude=118
+    )
+    db.add(extra_site)
+    _other, other_owner = make_company(db)
+    admin = make_user(db, admin=True)
+    db.flush()
+    tokens = {
+        READ: make_token(db, owner, "read"),
+        VIEWER: make_token(db, viewer),
+        OTHER: make_token(db, other_owner),
+        OWN: make_token(db, owner),
+        ADMIN: make_token(db, admin),
+        ADMIN_READ: make_token(db, admin, "read"),
+    }
+    make_token(db, owner, name="spare")
+    spare_id = db.scalar(
+        select(ApiToken.id).where(ApiToken.user_id == owner.id, ApiToken.name == "spare")
+    )
+    return {"own": own, "site": extra_site, "tokens": tokens, "spare": spare_id}
+
+
+SITE = {"name": "Y", "province": "37", "city": "c", "latitude": "36.5", "longitude": "118.5"}
+
+# (method, path, body, {persona: status})
+MATRIX = [
+    ("GET", "/api/v1/me", None, {ANON: 401}),
+    ("GET", "/api/v1/companies/me", None, {ANON: 401, ADMIN: 404, ADMIN_READ: 404}),
+    (
+        "POST",
+        "/api/v1/companies/me/sites",
+        SITE,
+        {
+            ANON: 401,
+            READ: 403,
+            VIEWER: 403,
+            OTHER: 201,
+            OWN: 201,
+            ADMIN: 403,
+            ADMIN_READ: 403,
+        },
+    ),
+    (
+        "DELETE",
+        "/api/v1/companies/me/sites/{site}",
+        None,
+        {ANON: 401, READ: 403, VIEWER: 403, OTHER: 404, OWN: 204, ADMIN: 403, ADMIN_READ: 403},
+    ),
+    ("GET", "/api/v1/companies/{own}", None, {}),
+    ("GET", "/api/v1/tokens", None, {ANON: 401}),
+    (
+        "DELETE",
+        "/api/v1/tokens/{spare}",
+        None,
+        {ANON: 401, READ: 403, VIEWER: 404, OTHER: 404, OWN: 200, ADMIN: 404, ADMIN_READ: 403},
+    ),
+    (
+        "GET",
+        "/api/v1/audit/events",
+        None,
+        {ANON: 401, READ: 403, VIEWER: 403, OTHER: 403, OWN: 403},
+    ),
+    (
+        "POST",
+        "/api/v1/audit/verify",
+        None,
+        {ANON: 401, READ: 403, VIEWER: 403, OTHER: 403, OWN: 403},
+    ),
+]
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "statuses"), MATRIX, ids=[f"{m[0]} {m[1]}" for m in MATRIX]
+)
+def test_api_authorization_matrix(client, world, persona, method, path, body, statuses):
+    url = path.format(own=world["own"].id, site=world["site"].id, spare=world["spare"])
+    headers = bearer(world["tokens"][persona]) if persona != ANON else {}
+    response = client.open(url, method=method, json=body, headers=headers)
+    default = 200 if method == "GET" or path.endswith("/verify") else 201
+    if method == "DELETE":
+        default = 204 if "sites" in path else 200
+    assert response.status_code == statuses.get(persona, default), response.get_json()
+
+
+OWN_BLUEPRINTS = ("api_companies.", "api_tokens.", "api_audit.")
+
+
+def _api_operations(app):
+    """(method, rule, view function) of every /api/v1 operation served by an ApiBlueprint."""
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if not rule.rule.startswith("/api/v1/") or not hasattr(view, "view_class"):
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield method, rule, getattr(view.view_class, method.lower())
+
+
+def test_every_api_operation_declares_its_access(app):
+    operations = list(_api_operations(app))
+    assert len(operations) >= 9
+    for method, rule, func in operations:
+        assert getattr(func, ACCESS_ATTRIBUTE, None), f"{method} {rule.rule}"
+
+
+def test_every_accounts_and_audit_operation_is_in_the_matrix(app):
+    """A new endpoint of these blueprints without a row in MATRIX fails here."""
+    served = {
+        (method, rule.rule.replace("<id:", "{").replace(">", "}"))
+        for method, rule, _func in _api_operations(app)
+        if rule.endpoint.startswith(OWN_BLUEPRINTS)
+    }
+    names = {"{own}": "{company_id}", "{site}": "{site_id}", "{spare}": "{token_id}"}
+    in_matrix = set()
+    for method, path, _body, _statuses in MATRIX:
+        for short, long in names.items():
+            path = path.replace(short, long)
+        in_matrix.add((method, path))
+    assert served == in_matrix
