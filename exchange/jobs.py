@@ -32,9 +32,22 @@ def _checkpoint(app: Flask) -> object:
         return checkpoint.id if checkpoint else None
 
 
+def _lapse_contracts(app: Flask) -> object:
+    from exchange.actor import SYSTEM
+    from exchange.contracts.lifecycle import lapse_overdue
+
+    with session_scope(app) as session:
+        return lapse_overdue(session, SYSTEM)
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
-    return [PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint)]
+    return [
+        PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint),
+        PeriodicJob(
+            "contracts-lapse", app.config.get("CONTRACT_LAPSE_SECONDS", 60), _lapse_contracts
+        ),
+    ]
 
 
 def run_once(app: Flask, job: PeriodicJob) -> bool:
