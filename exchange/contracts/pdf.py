@@ -150,12 +150,12 @@ class _ContractPDF(FPDF):
         self.set_text_color(0)
         self.set_font(FONT, size=9)
         top = self.get_y()
-        self.multi_cell(0, 5, value or "—", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, 5, value or "—", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_y(max(self.get_y(), top + 10))
 
     def para(self, text: str, size: int = 9) -> None:
         self.set_font(FONT, size=size)
-        self.multi_cell(0, 5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, 5, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _party(data: dict[str, Any]) -> str:
