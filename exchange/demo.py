@@ -218,4 +218,89 @@ def load(session: Session) -> bool:
             {"status": ["pending", "verified"], "reason": "demo company"},
         )
         created = True
+    created = load_contracts(session) or created
     return created
+
+
+def load_contracts(session: Session) -> bool:
+    """One signed contract with a delivery between the Binzhou refinery and the Zibo cement
+    plant, drawn from a demo lot. Does nothing until demo lots exist, or once it is there."""
+    import datetime as dt
+
+    from exchange.accounts.services import actor_for
+    from exchange.contracts import deliveries, signing
+    from exchange.contracts.models import Contract
+    from exchange.contracts.services import create_contract_from_award
+    from exchange.listings.models import Lot
+    from exchange.listings.rules import LotStatus
+    from exchange.trading.models import Award, AwardStatus
+
+    companies = {
+        c.uscc: c
+        for c in session.scalars(
+            select(Company).where(Company.uscc.in_([COMPANIES[0][3], COMPANIES[4][3]]))
+        )
+    }
+    seller, buyer = companies.get(COMPANIES[0][3]), companies.get(COMPANIES[4][3])
+    if seller is None or buyer is None:
+        return False
+    exists = select(Contract.id).where(
+        Contract.seller_id == seller.id, Contract.buyer_id == buyer.id
+    )
+    if session.scalar(exists) is not None:
+        return False
+    lot = session.scalars(
+        select(Lot)
+        .where(
+            Lot.producer_id == seller.id,
+            Lot.status == LotStatus.PUBLISHED,
+            Lot.remaining >= Lot.min_order,
+        )
+        .order_by(Lot.id)
+        .with_for_update()
+    ).first()
+    if lot is None or lot.assay is None:
+        return False
+    quantity = lot.min_order
+    lot.remaining -= quantity
+    award = Award(
+        lot_id=lot.id,
+        buyer_id=buyer.id,
+        source="buy_now",
+        quantity=quantity,
+        price=lot.price,
+        currency=lot.currency,
+        end_use="cement_iron_corrective",
+        status=AwardStatus.OPEN,
+        sign_by=utcnow() + dt.timedelta(days=7),
+    )
+    session.add(award)
+    session.flush()
+    contract = create_contract_from_award(session, SYSTEM, award.id)
+    owners = {
+        m.company_id: m.user
+        for m in session.scalars(
+            select(Membership).where(
+                Membership.company_id.in_([seller.id, buyer.id]), Membership.role == Role.OWNER
+            )
+        )
+    }
+    seller_actor = actor_for(owners[seller.id], None)
+    signing.sign_contract(session, seller_actor, contract.id, DEMO_PASSWORD)
+    signing.sign_contract(session, actor_for(owners[buyer.id], None), contract.id, DEMO_PASSWORD)
+    # About one truckload (34 t net on a 15.2 t tare), less if the whole contract is smaller.
+    net = min(Decimal("33.800"), quantity)
+    deliveries.record_dispatch(
+        session,
+        seller_actor,
+        contract.id,
+        {
+            "dispatched_on": utcnow().date(),
+            "carrier": "滨州顺达物流有限公司",
+            "vehicle_plate": "鲁M·D2027",
+            "manifest_no": f"DEMO-{contract.number}-01",
+            "gross_t": Decimal("15.200") + net,
+            "tare_t": Decimal("15.200"),
+        },
+    )
+    return True

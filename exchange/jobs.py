@@ -41,11 +41,22 @@ def _purge_idempotency_keys(app: Flask) -> object:
         return purge_expired(session, dt.timedelta(hours=app.config["IDEMPOTENCY_KEY_HOURS"]))
 
 
+def _lapse_contracts(app: Flask) -> object:
+    from exchange.actor import SYSTEM
+    from exchange.contracts.lifecycle import lapse_overdue
+
+    with session_scope(app) as session:
+        return lapse_overdue(session, SYSTEM)
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
     return [
         PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint),
         PeriodicJob("api-idempotency-purge", 3600, _purge_idempotency_keys),
+        PeriodicJob(
+            "contracts-lapse", app.config.get("CONTRACT_LAPSE_SECONDS", 60), _lapse_contracts
+        ),
     ]
 
 

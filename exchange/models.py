@@ -3,6 +3,7 @@
 from exchange.accounts import models as accounts_models
 from exchange.apiplatform import models as apiplatform_models
 from exchange.audit import models as audit_models
+from exchange.contracts import models as contracts_models
 from exchange.db import Base
 from exchange.listings import models as listings_models
 from exchange.notifications import models as notifications_models
@@ -14,6 +15,7 @@ __all__ = [
     "accounts_models",
     "apiplatform_models",
     "audit_models",
+    "contracts_models",
     "listings_models",
     "metadata",
     "notifications_models",

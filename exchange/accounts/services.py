@@ -58,6 +58,11 @@ def _check_password(user: User | None, password: str) -> bool:
     return ok and user is not None
 
 
+def password_matches(user: User, password: str) -> bool:
+    """Whether ``password`` is the user's (a re-entry to confirm a signature, for instance)."""
+    return _check_password(user, password)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

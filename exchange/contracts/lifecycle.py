@@ -1,0 +1,126 @@
+"""Lifecycle use cases: lapse past the signature deadline, cancellation by mutual consent.
+
+Same discipline as ``services``: the contract row lock, rules, audit event, no commit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.accounts.companies import require_verified_company
+from exchange.actor import Actor
+from exchange.audit.services import record_event
+from exchange.contracts.actions import Action
+from exchange.contracts.models import Contract, Side
+from exchange.contracts.rules import ContractEvent, ContractStatus
+from exchange.contracts.services import (
+    CORRECT_FIELDS,
+    ENTITY,
+    lock_award,
+    lock_contract,
+    notify_parties,
+    require_action,
+    require_party,
+    transition,
+)
+from exchange.db import utcnow
+from exchange.errors import ValidationError
+from exchange.trading.models import AwardStatus
+
+# --- lapse ------------------------------------------------------------------------------------
+
+
+def _trading_hook(name: str) -> Callable[..., Any] | None:
+    # Trading is built in another branch; once merged, its ``award_lapsed`` moves the award
+    # ladder. Looked up at call time so this context works (and is tested) without it.
+    # TODO(lead): after the merge, call exchange.trading.services.award_lapsed directly.
+    try:
+        module = importlib.import_module("exchange.trading.services")
+    except ImportError:
+        return None
+    hook: Callable[..., Any] | None = getattr(module, name, None)
+    return hook
+
+
+def lapse_contract(session: Session, actor: Actor, contract_id: int) -> bool:
+    """Lapse one contract whose signature deadline has passed; True if it lapsed.
+
+    The award lapses with it and, when trading provides ``award_lapsed``, the award ladder
+    moves on. A contract already signed, lapsed or not yet due is left alone.
+    """
+    contract = lock_contract(session, contract_id)
+    if contract.status is not ContractStatus.AWAITING_SIGNATURES or utcnow() <= contract.sign_by:
+        return False
+    transition(
+        session,
+        actor,
+        contract,
+        ContractEvent.SIGNATURE_DEADLINE_PASSED,
+        {
+            "sign_by": contract.sign_by,
+            "signed_sides": [s.side.value for s in contract.valid_signatures],
+        },
+    )
+    award = lock_award(session, contract.award_id)
+    award.status = AwardStatus.LAPSED
+    hook = _trading_hook("award_lapsed")
+    if hook is not None:
+        hook(session, actor, award.id)
+    notify_parties(session, contract, "lapsed")
+    return True
+
+
+def lapse_overdue(session: Session, actor: Actor, limit: int = 200) -> list[int]:
+    """Lapse every contract past its signature deadline (the periodic job); returns their ids."""
+    due = session.scalars(
+        select(Contract.id)
+        .where(
+            Contract.status == ContractStatus.AWAITING_SIGNATURES,
+            Contract.sign_by < utcnow(),
+        )
+        .order_by(Contract.sign_by, Contract.id)
+        .limit(limit)
+    ).all()
+    return [cid for cid in due if lapse_contract(session, actor, cid)]
+
+
+# --- cancellation by mutual consent -----------------------------------------------------------
+
+
+def request_cancellation(session: Session, actor: Actor, contract_id: int, reason: str) -> Contract:
+    """Record the actor's side asking to cancel; when both sides have asked, it is cancelled.
+
+    Raises ValidationError (no reason), Conflict (state or already asked), Forbidden, NotFound.
+    """
+    require_verified_company(session, actor, "trade")
+    contract = lock_contract(session, contract_id)
+    side = require_party(actor, contract)
+    require_action(actor, contract, Action.REQUEST_CANCELLATION)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(CORRECT_FIELDS, {"reason": [str(_l("Give a reason."))]})
+    now = utcnow()
+    if side is Side.SELLER:
+        contract.seller_cancel_requested_at = now
+    else:
+        contract.buyer_cancel_requested_at = now
+    record_event(
+        session,
+        actor,
+        "contracts:contract:cancellation_requested",
+        ENTITY,
+        contract.id,
+        {"side": side.value, "reason": reason[:500]},
+    )
+    if contract.seller_cancel_requested_at and contract.buyer_cancel_requested_at:
+        transition(session, actor, contract, ContractEvent.CANCELLED_BY_MUTUAL_CONSENT)
+        notify_parties(session, contract, "cancelled")
+    else:
+        notify_parties(session, contract, "cancellation_requested")
+    return contract

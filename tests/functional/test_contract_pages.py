@@ -1,0 +1,371 @@
+"""Contract pages through the Flask client: every route x anonymous / other company / seller /
+buyer / administrator, CSRF, field errors with nothing stored, the printable page and the PDF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from exchange.contracts import deliveries, signing
+from exchange.contracts.models import Delivery, Dispute, Signature
+from exchange.contracts.rules import ContractStatus
+from tests.support.builders import PASSWORD, csrf_token, login, make_company, make_user
+from tests.support.contracts import make_award, make_deal
+
+ANON, OTHER, SELLER, BUYER, ADMIN = "anonymous", "other", "seller", "buyer", "admin"
+PERSONAS = [ANON, OTHER, SELLER, BUYER, ADMIN]
+
+
+@pytest.fixture()
+def world(app, db):
+    with app.test_request_context():
+        deal = make_deal(db)
+        _other_company, other = make_company(db)
+        admin = make_user(db, admin=True)
+    return {
+        "deal": deal,
+        "users": {SELLER: deal.seller_owner, BUYER: deal.buyer_owner, OTHER: other, ADMIN: admin},
+    }
+
+
+def _as(client, world, who):
+    if who != ANON:
+        login(client, world["users"][who].email)
+
+
+def _active(app, db, world):
+    deal = world["deal"]
+    with app.test_request_context():
+        signing.sign_contract(db, deal.seller_actor, deal.contract.id, PASSWORD)
+        signing.sign_contract(db, deal.buyer_actor, deal.contract.id, PASSWORD)
+    return deal
+
+
+def _in_delivery(app, db, world):
+    deal = _active(app, db, world)
+    with app.test_request_context():
+        delivery = deliveries.record_dispatch(
+            db,
+            deal.seller_actor,
+            deal.contract.id,
+            {
+                "dispatched_on": dt.date.today(),
+                "carrier": "顺达物流",
+                "vehicle_plate": "鲁M1",
+                "manifest_no": "MF-9",
+                "gross_t": 49,
+                "tare_t": 15,
+            },
+        )
+    return deal, delivery
+
+
+# --- reading: who sees what ---------------------------------------------------------------
+
+READ = {ANON: 302, OTHER: 404, SELLER: 200, BUYER: 200, ADMIN: 200}
+
+
+@pytest.mark.parametrize("who", PERSONAS)
+@pytest.mark.parametrize("page", ["", "/print", "/pdf"])
+def test_only_the_two_companies_and_administrators_see_a_contract(client, world, who, page):
+    _as(client, world, who)
+    response = client.get(f"/contracts/{world['deal'].contract.id}{page}")
+    assert response.status_code == READ[who]
+    if who == ANON:
+        assert "/login" in response.location
+
+
+@pytest.mark.parametrize("who", PERSONAS)
+def test_the_list_shows_own_contracts_and_all_to_administrators(client, world, who):
+    _as(client, world, who)
+    response = client.get("/contracts/")
+    if who == ANON:
+        assert response.status_code == 302
+        return
+    assert response.status_code == 200
+    listed = world["deal"].contract.number in response.get_data(as_text=True)
+    assert listed == (who in (SELLER, BUYER, ADMIN))
+
+
+def test_the_list_filters_by_status_and_side(client, world):
+    _as(client, world, SELLER)
+    number = world["deal"].contract.number
+    assert number in client.get("/contracts/?status=awaiting_signatures").get_data(as_text=True)
+    assert number not in client.get("/contracts/?status=active").get_data(as_text=True)
+    assert number in client.get("/contracts/?side=selling").get_data(as_text=True)
+    assert number not in client.get("/contracts/?side=buying").get_data(as_text=True)
+    assert number in client.get(f"/contracts/?q={number[-6:]}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("who", PERSONAS)
+def test_admin_award_queue_is_for_administrators(client, world, who):
+    _as(client, world, who)
+    expected = {ANON: 302, OTHER: 403, SELLER: 403, BUYER: 403, ADMIN: 200}[who]
+    assert client.get("/contracts/awards").status_code == expected
+
+
+# --- the actions each persona is offered -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "offered"),
+    [(SELLER, {"sign", "amend", "cancel"}), (BUYER, {"sign", "amend", "cancel"}), (ADMIN, set())],
+)
+def test_the_page_offers_only_the_actions_the_table_allows(client, world, who, offered):
+    _as(client, world, who)
+    page = client.get(f"/contracts/{world['deal'].contract.id}").get_data(as_text=True)
+    actions = set(
+        re.findall(r"/contracts/\d+/(sign|amend|cancel|deliveries/new|disputes/new)", page)
+    )
+    assert actions == offered
+
+
+def test_after_activation_the_seller_is_offered_dispatch_and_nobody_signing(app, db, client, world):
+    deal = _active(app, db, world)
+    _as(client, world, SELLER)
+    page = client.get(f"/contracts/{deal.contract.id}").get_data(as_text=True)
+    assert f"/contracts/{deal.contract.id}/deliveries/new" in page
+    assert f"/contracts/{deal.contract.id}/sign" not in page
+    assert client.get(f"/contracts/{deal.contract.id}/sign").status_code == 409
+
+
+# --- signing through the page -----------------------------------------------------------------
+
+
+def _post(client, path, data):
+    return client.post(path, data={"csrf_token": csrf_token(client, "/contracts/"), **data})
+
+
+def test_signing_with_the_right_password_records_the_signature(client, db, world):
+    _as(client, world, SELLER)
+    contract = world["deal"].contract
+    page = client.get(f"/contracts/{contract.id}/sign").get_data(as_text=True)
+    assert contract.terms_hash in page
+    response = _post(
+        client,
+        f"/contracts/{contract.id}/sign",
+        {"password": PASSWORD, "terms_hash": contract.terms_hash},
+    )
+    assert response.status_code == 302
+    assert db.scalar(select(func.count()).select_from(Signature)) == 1
+
+
+def test_a_wrong_password_is_shown_on_the_field_and_nothing_is_stored(client, db, world):
+    _as(client, world, BUYER)
+    contract = world["deal"].contract
+    response = _post(
+        client,
+        f"/contracts/{contract.id}/sign",
+        {"password": "wrong-password!", "terms_hash": contract.terms_hash},
+    )
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "invalid-feedback" in body and ("wrong" in body or "错误" in body)
+    assert db.scalar(select(func.count()).select_from(Signature)) == 0
+
+
+@pytest.mark.parametrize("who", [ANON, OTHER, ADMIN])
+def test_nobody_but_the_parties_can_sign(client, db, world, who):
+    _as(client, world, who)
+    contract = world["deal"].contract
+    response = client.post(
+        f"/contracts/{contract.id}/sign",
+        data={"csrf_token": csrf_token(client, "/"), "password": PASSWORD},
+    )
+    assert response.status_code == {ANON: 302, OTHER: 404, ADMIN: 409}[who]
+    assert db.scalar(select(func.count()).select_from(Signature)) == 0
+
+
+def test_posts_without_a_csrf_token_are_refused(client, db, world):
+    _as(client, world, SELLER)
+    contract = world["deal"].contract
+    response = client.post(f"/contracts/{contract.id}/sign", data={"password": PASSWORD})
+    assert response.status_code == 400
+    assert db.scalar(select(func.count()).select_from(Signature)) == 0
+
+
+def test_amending_through_the_page_shows_field_errors(client, world):
+    _as(client, world, BUYER)
+    contract = world["deal"].contract
+    data = {
+        "tolerance_pct": "5",
+        "delivery_site": contract.delivery_site,
+        "window_start": "2027-03-01",
+        "window_end": "2027-02-01",
+        "schedule": "",
+        "deposit_pct": "20",
+        "payment_due_days": "30",
+    }
+    response = _post(client, f"/contracts/{contract.id}/amend", data)
+    assert response.status_code == 422 and "invalid-feedback" in response.get_data(as_text=True)
+    assert contract.terms_version == 1
+
+
+# --- deliveries through the page --------------------------------------------------------------
+
+
+def _dispatch_form(**changes):
+    return {
+        "dispatched_on": dt.date.today().isoformat(),
+        "origin_site": "",
+        "carrier": "顺达物流",
+        "vehicle_plate": "鲁M2",
+        "manifest_no": "MF-100",
+        "gross_t": "49.000",
+        "tare_t": "15.000",
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(("who", "status"), [(SELLER, 302), (BUYER, 403), (OTHER, 404)])
+def test_only_the_seller_records_dispatches(app, db, client, world, who, status):
+    deal = _active(app, db, world)
+    _as(client, world, who)
+    response = _post(client, f"/contracts/{deal.contract.id}/deliveries/new", _dispatch_form())
+    assert response.status_code == status
+    stored = db.scalar(select(func.count()).select_from(Delivery))
+    assert stored == (1 if who == SELLER else 0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"gross_t": "10", "tare_t": "15"}, "gross_t"),
+        ({"gross_t": "5000", "tare_t": "15"}, "gross_t"),  # past quantity + tolerance
+        ({"carrier": ""}, "carrier"),
+        ({"dispatched_on": "2999-01-01"}, "dispatched_on"),
+    ],
+)
+def test_bad_dispatches_are_field_errors_with_nothing_stored(
+    app, db, client, world, changes, field
+):
+    deal = _active(app, db, world)
+    _as(client, world, SELLER)
+    response = _post(
+        client, f"/contracts/{deal.contract.id}/deliveries/new", _dispatch_form(**changes)
+    )
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert re.search(rf'id="{field}"[^>]*is-invalid|is-invalid[^>]*id="{field}"', body), field
+    assert db.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_a_delivery_on_a_lapsed_contract_is_refused(app, db, client, world):
+    deal = world["deal"]
+    deal.contract.status = ContractStatus.LAPSED
+    db.flush()
+    _as(client, world, SELLER)
+    response = _post(client, f"/contracts/{deal.contract.id}/deliveries/new", _dispatch_form())
+    assert response.status_code == 409
+    assert db.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_the_buyer_records_a_receipt_with_a_reassay(app, db, client, world):
+    deal, delivery = _in_delivery(app, db, world)
+    _as(client, world, BUYER)
+    path = f"/contracts/{deal.contract.id}/deliveries/{delivery.id}/receive"
+    page = client.get(path).get_data(as_text=True)
+    assert 'id="assay_Fe2O3"' in page
+    response = _post(
+        client,
+        path,
+        {
+            "received_on": dt.date.today().isoformat(),
+            "received_gross_t": "49",
+            "received_tare_t": "15",
+            "end_use": "cement_iron_corrective",
+            "assay_Fe2O3": "42",
+            "rejected_t": "",
+            "rejection_reason": "",
+        },
+    )
+    assert response.status_code == 302
+    db.expire_all()
+    stored = db.get(Delivery, delivery.id)
+    assert stored.accepted_t == 34 and str(stored.quality_adjustment) == "-2.00"
+    page = client.get(f"/contracts/{deal.contract.id}").get_data(as_text=True)
+    assert "quality-lines" in page
+
+
+def test_a_dispute_and_the_administrators_decision(app, db, client, world):
+    deal, delivery = _in_delivery(app, db, world)
+    _as(client, world, BUYER)
+    response = _post(
+        client,
+        f"/contracts/{deal.contract.id}/disputes/new",
+        {"delivery_id": str(delivery.id), "reason": "短重 3 吨", "evidence": "磅单"},
+    )
+    assert response.status_code == 302
+    dispute = db.scalar(select(Dispute))
+    assert dispute.delivery_id == delivery.id
+    # The buyer cannot decide; the administrator can.
+    assert (
+        _post(
+            client,
+            f"/contracts/{deal.contract.id}/disputes/{dispute.id}/decide",
+            {"outcome": "resumed", "decision": "x"},
+        ).status_code
+        == 409
+    )
+    client.get("/")
+    _post(client, "/logout", {})
+    _as(client, world, ADMIN)
+    response = _post(
+        client,
+        f"/contracts/{deal.contract.id}/disputes/{dispute.id}/decide",
+        {"outcome": "resumed", "decision": ""},
+    )
+    assert response.status_code == 422
+    response = _post(
+        client,
+        f"/contracts/{deal.contract.id}/disputes/{dispute.id}/decide",
+        {"outcome": "resumed", "decision": "磅单一致"},
+    )
+    assert response.status_code == 302
+    db.expire_all()
+    assert deal.contract.status is ContractStatus.IN_DELIVERY
+
+
+def test_the_administrator_draws_up_a_contract_for_an_open_award(app, db, client, world):
+    with app.test_request_context():
+        award = make_award(db)
+    _as(client, world, ADMIN)
+    assert f"#{award.id}" in client.get("/contracts/awards").get_data(as_text=True)
+    response = _post(client, f"/contracts/awards/{award.id}/draw", {})
+    assert response.status_code == 302 and "/contracts/" in response.location
+
+
+# --- print and PDF ------------------------------------------------------------------------------
+
+
+def test_the_printable_contract_is_bilingual_with_hash_and_signatures(app, db, client, world):
+    deal = _active(app, db, world)
+    _as(client, world, BUYER)
+    body = client.get(f"/contracts/{deal.contract.id}/print").get_data(as_text=True)
+    assert "赤泥及赤泥产品买卖合同" in body and "Contract for the sale of red mud" in body
+    assert deal.contract.terms_hash in body
+    assert deal.buyer_owner.display_name in body and "127.0.0.1" in body
+    assert "contract-print.css" in body
+
+
+def test_the_pdf_prints_the_chinese_title_the_hash_and_the_signatures(app, db, client, world):
+    deal = _active(app, db, world)
+    _as(client, world, SELLER)
+    response = client.get(f"/contracts/{deal.contract.id}/pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert deal.contract.number in response.headers["Content-Disposition"]
+    reader = PdfReader(io.BytesIO(response.data))
+    # pypdf reads the two-byte codes of an embedded CFF font one byte at a time and returns a
+    # NUL before each character (poppler's pdftotext reads the same file cleanly): drop them.
+    raw = "".join(page.extract_text() for page in reader.pages).replace("\x00", "")
+    text = "".join(raw.split())
+    assert "赤泥及赤泥产品买卖合同" in text
+    assert deal.contract.terms_hash in text
+    assert deal.contract.terms["seller"]["name_zh"] in text
+    font = reader.pages[0]["/Resources"]["/Font"]["/F1"].get_object()
+    assert str(font["/BaseFont"]).endswith("+NotoSansSC")  # embedded subset, not a core font
