@@ -32,6 +32,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.admin_web import bp as admin_bp
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
+    from exchange.listings.producer_web import bp as producer_lots_bp
+    from exchange.listings.web import admin_bp as lots_admin_bp
+    from exchange.listings.web import bp as listings_bp
     from exchange.notifications.web import bp as notifications_bp
     from exchange.web import bp as site_bp
 
@@ -40,6 +43,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(listings_bp)
+    app.register_blueprint(lots_admin_bp)
+    app.register_blueprint(producer_lots_bp)
 
     from exchange import handlers
 

@@ -79,9 +79,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # default; production runs them with RQ workers instead.
         "RUN_JOBS_IN_PROCESS": _bool("RUN_JOBS_IN_PROCESS", not os.environ.get("REDIS_URL")),
         "AUDIT_CHECKPOINT_SECONDS": int(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
+        # Listings: publish a verified producer's lot without moderation once its assay is
+        # complete; uploaded certificates and photos (outside static/, served with checks).
+        "LISTINGS_AUTO_PUBLISH": _bool("LISTINGS_AUTO_PUBLISH", False),
+        "LISTINGS_MAX_UPLOAD_BYTES": int(os.environ.get("LISTINGS_MAX_UPLOAD_BYTES", "10000000")),
+        "UPLOAD_DIR": os.environ.get("UPLOAD_DIR", str(INSTANCE / "uploads")),
         "TESTING": False,
     }
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+    # Bodies larger than the largest upload plus its form are refused before parsing (413).
+    config.setdefault(
+        "MAX_CONTENT_LENGTH",
+        int(os.environ.get("MAX_CONTENT_LENGTH", config["LISTINGS_MAX_UPLOAD_BYTES"] + 1_000_000)),
+    )
     if overrides:
         config.update(overrides)
     return config

@@ -218,4 +218,15 @@ def load(session: Session) -> bool:
             {"status": ["pending", "verified"], "reason": "demo company"},
         )
         created = True
-    return created
+    return load_listings(session) or created
+
+
+def load_listings(session: Session) -> bool:
+    """Demo lots with assays and generation reports for the demo refineries."""
+    from exchange.listings.demo import load_lots
+
+    companies = {
+        key: session.scalar(select(Company).where(Company.uscc == uscc))
+        for key, _zh, _en, uscc, *_rest in COMPANIES
+    }
+    return load_lots(session, {key: c for key, c in companies.items() if c is not None})
