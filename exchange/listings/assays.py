@@ -37,6 +37,7 @@ from exchange.listings.assay_csv import (
 )
 from exchange.listings.models import Assay, AssayValue, Lot, LotEndUse
 from exchange.listings.services import load_own_lot
+from exchange.listings.signals import lot_changed_after_commit
 from exchange.listings.terms import FIX_FIELDS, FieldErrors
 
 __all__ = ["CSV_FIELD", "CSV_MAX_BYTES", "record_assay", "record_assay_csv", "regrade"]
@@ -230,6 +231,7 @@ def record_assay(
         },
     )
     lot.updated_at = utcnow()
+    lot_changed_after_commit(session, lot.id, "assay")
     return assay
 
 

@@ -28,6 +28,7 @@ from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
 from exchange.listings import rules
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotEvent, LotStatus, SaleMode
+from exchange.listings.signals import lot_changed_after_commit
 from exchange.listings.terms import FIX_FIELDS, FieldErrors, clean_terms
 from exchange.notifications.mail import external_url, send_templated
 
@@ -126,6 +127,7 @@ def create_lot(session: Session, actor: Actor, data: dict[str, Any]) -> Lot:
     session.flush()
     lot = lock_lot(session, lot.id)
     record_event(session, actor, "listings:lot:created", "lot", lot.id, terms_of(lot))
+    lot_changed_after_commit(session, lot.id, "created")
     return lot
 
 
@@ -156,6 +158,7 @@ def update_lot(session: Session, actor: Actor, lot_id: int, data: dict[str, Any]
     lot.updated_at = utcnow()
     action = "listings:lot:amended" if lot.status in rules.AMENDABLE else "listings:lot:updated"
     record_event(session, actor, action, "lot", lot.id, {"status": lot.status, "changes": changes})
+    lot_changed_after_commit(session, lot.id, "terms")
     return lot
 
 
@@ -257,6 +260,7 @@ def submit_lot(session: Session, actor: Actor, lot_id: int, *, auto_publish: boo
     lot.submitted_at = now
     lot.status_note = None
     record_event(session, actor, "listings:lot:submitted", "lot", lot.id, {"status": status})
+    lot_changed_after_commit(session, lot.id, "submitted")
     if auto_publish:
         _publish(session, SYSTEM, lot, now, {"auto": True})
     return lot
@@ -273,6 +277,7 @@ def _publish(
     record_event(
         session, actor, "listings:lot:published", "lot", lot.id, {"status": status, **extra}
     )
+    lot_changed_after_commit(session, lot.id, "published")
 
 
 def approve_lot(session: Session, actor: Actor, lot_id: int, locale: str) -> Lot:
@@ -303,6 +308,7 @@ def reject_lot(session: Session, actor: Actor, lot_id: int, reason: str, locale:
         session, actor, "listings:lot:rejected", "lot", lot.id, {"status": status, "reason": reason}
     )
     _notify(session, lot, "rejected", reason, locale)
+    lot_changed_after_commit(session, lot.id, "rejected")
     return lot
 
 
@@ -319,6 +325,7 @@ def withdraw_lot(session: Session, actor: Actor, lot_id: int, reason: str = "") 
         lot.id,
         {"status": status, "reason": (reason or "").strip()[:500]},
     )
+    lot_changed_after_commit(session, lot.id, "withdrawn")
     return lot
 
 

@@ -26,7 +26,12 @@ from exchange.accounts.forms import ConfirmForm, province_choices
 from exchange.actor import Actor
 from exchange.audit.services import events_for, verify
 from exchange.catalog.materials import END_USES, MATERIALS
-from exchange.catalog.parameters import ASSAY_PARAMETERS, DERIVED_QUANTITIES, ParameterGroup
+from exchange.catalog.parameters import (
+    ASSAY_PARAMETERS,
+    DERIVED_QUANTITIES,
+    ParameterGroup,
+    quantity_names,
+)
 from exchange.catalog.rules import grade
 from exchange.db import commit, get_session, utcnow
 from exchange.errors import DomainError
@@ -68,7 +73,17 @@ def _template_globals(state: Any) -> None:
         FITNESS_LABELS=FITNESS_LABELS,
         MATERIALS=MATERIALS,
         END_USES=END_USES,
+        quantity_label=_quantity_label,
     )
+
+
+def _quantity_label(code: str) -> str:
+    """A parameter's or derived quantity's name in the page's language."""
+    try:
+        name_en, name_zh = quantity_names(code)
+    except KeyError:
+        return code
+    return name_zh if is_zh() else name_en
 
 
 @bp.app_template_filter("cny")

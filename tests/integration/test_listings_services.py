@@ -494,3 +494,24 @@ def test_bad_generation_reports_are_refused(db, producer, changes, field):
         generation.report_generation(db, actor, data)
     assert field in error.value.errors
     assert db.scalar(select(func.count()).select_from(MonthlyGeneration)) == 0
+
+
+def test_lot_changes_are_signalled_after_the_commit_only(db, producer):
+    from exchange.db import commit
+    from exchange.listings.signals import lot_changed
+
+    company, _owner, actor = producer
+    received: list[tuple[int, str]] = []
+
+    def receiver(_sender, lot_id, change):
+        received.append((lot_id, change))
+
+    with lot_changed.connected_to(receiver):
+        lot = services.create_lot(db, actor, lot_terms(company.sites[0].id))
+        assert received == []
+        commit(db)
+        assert received == [(lot.id, "created")]
+        services.update_lot(db, actor, lot.id, lot_terms(company.sites[0].id, title_en="X"))
+        db.rollback()
+        commit(db)
+        assert received == [(lot.id, "created")]
