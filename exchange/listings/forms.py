@@ -8,6 +8,7 @@ is reported by the service, once, in the same words as any other field error.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -220,7 +221,7 @@ class AssayForm(FlaskForm):
     sampled_on = AssayMetaFields.sampled_on()
     submit = SubmitField(_l("Save assay"))
 
-    def values(self) -> dict[str, object]:
+    def values(self) -> dict[str, Decimal | None]:
         return {code: getattr(self, f"v_{code}").data for code in ASSAY_PARAMETERS}
 
 

@@ -122,6 +122,7 @@ def _state(db, world):
         "certificates": db.scalar(select(func.count()).select_from(Certificate)),
         "values": db.scalar(select(func.count()).select_from(AssayValue)),
         "generation": db.scalar(select(func.count()).select_from(MonthlyGeneration)),
+        "lots": db.scalar(select(func.count()).select_from(Lot)),
     }
 
 
@@ -144,6 +145,19 @@ POST_ACTIONS = {
         {"lab_name": "L", "sampled_on": "2026-11-01", "v_Fe2O3": "41", "v_leach_pH": "10"},
     ),
     "remove_file": lambda w: ("/lots/{draft}/certificates/{draftfile}/delete", {}),
+    "upload_file": lambda w: (
+        "/lots/{draft}/certificates",
+        {"kind": "certificate", "file": (io.BytesIO(PDF + b"new"), "new.pdf")},
+    ),
+    "csv": lambda w: (
+        "/lots/{draft}/assay/csv",
+        {
+            "lab_name": "L",
+            "sampled_on": "2026-11-01",
+            "csv_file": (io.BytesIO(b"Fe2O3,41,%\nleach_pH,10,pH\n"), "a.csv"),
+        },
+    ),
+    "new_lot": lambda w: ("/my/lots/new", _edit_data(w, title_en="Brand new")),
     "generation": lambda w: (
         "/my/generation",
         {"site_id": str(w["producer"].sites[0].id), "month": "2026-10", "tonnes": "1000"},
