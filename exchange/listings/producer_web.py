@@ -99,9 +99,7 @@ def new_lot():  # type: ignore[no-untyped-def]
 @bp.route("/lots/<int:lot_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit_lot(lot_id: int):  # type: ignore[no-untyped-def]
-    lot = visible_lot(lot_id)
-    if lot.producer_id != current_actor().company_id:
-        abort(403)
+    lot = _own_lot(lot_id)
     form = LotForm(sites=_sites(), zh=is_zh())
     if request.method == "GET":
         for name, value in services.terms_of(lot).items():
@@ -149,7 +147,8 @@ def _assay_page(lot: Lot, form: AssayForm, csv_form: AssayCsvForm, status: int =
     ), status
 
 
-def _ownvisible_lot(lot_id: int) -> Lot:
+def _own_lot(lot_id: int) -> Lot:
+    """The lot, if the user may see it (else 404) and it is their company's (else 403)."""
     lot = visible_lot(lot_id)
     if lot.producer_id != current_actor().company_id:
         abort(403)
@@ -159,7 +158,7 @@ def _ownvisible_lot(lot_id: int) -> Lot:
 @bp.route("/lots/<int:lot_id>/assay", methods=["GET", "POST"])
 @login_required
 def edit_assay(lot_id: int):  # type: ignore[no-untyped-def]
-    lot = _ownvisible_lot(lot_id)
+    lot = _own_lot(lot_id)
     form = AssayForm()
     if request.method == "GET" and lot.assay is not None:
         form.lab_name.data = lot.assay.lab_name
@@ -191,7 +190,7 @@ def edit_assay(lot_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/lots/<int:lot_id>/assay/csv", methods=["POST"])
 @login_required
 def upload_assay_csv(lot_id: int):  # type: ignore[no-untyped-def]
-    lot = _ownvisible_lot(lot_id)
+    lot = _own_lot(lot_id)
     csv_form = AssayCsvForm()
     form = AssayForm(formdata=None)
     if not csv_form.validate_on_submit():
@@ -217,7 +216,7 @@ def upload_assay_csv(lot_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/lots/<int:lot_id>/certificates", methods=["POST"])
 @login_required
 def upload_certificate(lot_id: int):  # type: ignore[no-untyped-def]
-    _ownvisible_lot(lot_id)
+    _own_lot(lot_id)
     form = CertificateForm()
     if not form.validate_on_submit():
         for messages in form.errors.values():

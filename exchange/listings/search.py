@@ -73,7 +73,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from exchange.accounts.models import Site
+from exchange.accounts.models import Company, Site
 from exchange.actor import Actor
 from exchange.catalog.rules import Fitness
 from exchange.listings.models import AssayValue, Lot, LotEndUse
@@ -143,6 +143,8 @@ class CataloguePage:
     #: Great-circle km from the origin site, by lot id (only when sorting by distance).
     distances: dict[int, float] = field(default_factory=dict)
     origin: Site | None = None
+    #: The query's assay filters were dropped: the viewer may not see assay values.
+    specs_ignored: bool = False
 
     @property
     def capped(self) -> bool:
@@ -405,6 +407,17 @@ def catalogue_select(
     return select(found, func.count().over().label("total")).order_by(*outer_order)
 
 
+def may_filter_assays(session: Session, actor: Actor) -> bool:
+    """Filtering on assay values reveals them, so it is for those who may see assays:
+    administrators and members of verified companies."""
+    if actor.is_admin:
+        return True
+    if actor.company_id is None:
+        return False
+    company = session.get(Company, actor.company_id)
+    return company is not None and company.is_verified
+
+
 def origin_site(session: Session, actor: Actor, site_id: int | None) -> Site | None:
     """The actor's own site ``site_id`` (distances are measured from one's own sites only)."""
     if site_id is None or actor.company_id is None:
@@ -424,10 +437,13 @@ def search_lots(
 ) -> CataloguePage:
     """One page of the catalogue for ``query``, with its total and the page's extras.
 
-    Spec filters must already be limited to what the actor may see (the web layer drops them
-    for visitors who may not see assays). Never raises for a well-formed query.
+    Assay filters are dropped (``specs_ignored``) for an actor who may not see assay values.
+    Never raises for a well-formed query.
     """
     dialect = session.get_bind().dialect.name
+    specs_ignored = bool(query.specs) and not may_filter_assays(session, actor)
+    if specs_ignored:
+        query = dataclasses.replace(query, specs=())
     site = origin_site(session, actor, query.origin_site_id)
     origin = unit_vector(site.latitude, site.longitude) if site is not None else None
     if query.sort is Sort.DISTANCE and origin is None:
@@ -452,7 +468,9 @@ def search_lots(
     else:
         plan, exact = "plain", True
         total = offset + len(rows) if last else _count(session, stmt, COUNT_CAP)
-    result = CataloguePage(rows, page, per_page, total, exact, has_next, plan, origin=site)
+    result = CataloguePage(
+        rows, page, per_page, total, exact, has_next, plan, origin=site, specs_ignored=specs_ignored
+    )
     ids = [row.id for row in rows]
     if ids:
         for lot_id, end_use in session.execute(

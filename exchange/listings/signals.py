@@ -20,6 +20,7 @@ lot_changed = _signals.signal("lot-changed")
 
 def lot_changed_after_commit(session: Session, lot_id: int, change: str) -> None:
     """Queue ``lot_changed`` for when ``session`` commits."""
+
     def send() -> None:
         lot_changed.send(None, lot_id=lot_id, change=change)
 

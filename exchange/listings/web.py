@@ -1,5 +1,5 @@
-"""HTML pages of the listings context: the catalogue, lot pages, the producer's lots, assays,
-files, monthly generation and the administrators' moderation queue."""
+"""HTML pages of the listings context that everyone sees: the catalogue, lot pages and file
+downloads; and the administrators' moderation queue. Producers' pages are in ``producer_web``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from exchange.accounts.forms import ConfirmForm, province_choices
-from exchange.actor import Actor
 from exchange.audit.services import events_for, verify
 from exchange.catalog.materials import END_USES, MATERIALS
 from exchange.catalog.parameters import (
@@ -119,9 +118,7 @@ def _decimal_arg(name: str, warnings: list[str]) -> Decimal | None:
     return value
 
 
-def parse_catalogue(
-    actor: Actor, may_filter_assays: bool
-) -> tuple[search.CatalogueQuery, list[str]]:
+def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
     """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
     args, warnings = request.args, []
     specs = []
@@ -145,11 +142,6 @@ def parse_catalogue(
         if bounds[0] is None and bounds[1] is None:
             continue
         specs.append(search.SpecFilter(param, bounds[0], bounds[1]))
-    if specs and not may_filter_assays:
-        warnings.append(
-            _("Filters on assay values are for logged-in verified companies; they were ignored.")
-        )
-        specs = []
 
     def choice(name: str, allowed: Any) -> str | None:
         value = args.get(name) or None
@@ -180,20 +172,16 @@ def parse_catalogue(
     return query, warnings
 
 
-def _may_see_assays(actor: Actor) -> bool:
-    if actor.is_admin:
-        return True
-    company = current_user.company if current_user.is_authenticated else None
-    return company is not None and company.is_verified
-
-
 @bp.route("/lots")
 def catalogue():  # type: ignore[no-untyped-def]
     session = get_session()
     actor = current_actor()
-    may = _may_see_assays(actor)
-    query, warnings = parse_catalogue(actor, may)
+    query, warnings = parse_catalogue()
     result = search.search_lots(session, actor, query)
+    if result.specs_ignored:
+        warnings.append(
+            _("Filters on assay values are for logged-in verified companies; they were ignored.")
+        )
     for warning in warnings:
         flash(warning, "warning")
     args = request.args.to_dict(flat=False)
@@ -206,7 +194,7 @@ def catalogue():  # type: ignore[no-untyped-def]
         result=result,
         query=query,
         args=args,
-        may_filter_assays=may,
+        may_filter_assays=search.may_filter_assays(session, actor),
         sites=sites,
         family_labels=FAMILY_LABELS,
         materials=material_choices(is_zh()),
