@@ -35,7 +35,7 @@ from exchange.catalog.rules import grade
 from exchange.db import commit, get_session, utcnow
 from exchange.errors import DomainError
 from exchange.i18n import is_zh
-from exchange.listings import assays, rules, search, services, uploads
+from exchange.listings import assays, display, rules, search, services, uploads
 from exchange.listings.forms import (
     BASIS_LABELS,
     DELIVERY_LABELS,
@@ -50,8 +50,6 @@ from exchange.listings.forms import (
     CertificateForm,
     RejectForm,
     WithdrawForm,
-    end_use_choices,
-    material_choices,
 )
 from exchange.listings.models import Lot
 from exchange.security import current_actor
@@ -186,22 +184,22 @@ def catalogue():  # type: ignore[no-untyped-def]
         flash(warning, "warning")
     args = request.args.to_dict(flat=False)
     args.pop("page", None)
-    sites = (
-        current_user.company.sites if current_user.is_authenticated and current_user.company else []
-    )
+    zh = is_zh()
+    user_company = current_user.company if current_user.is_authenticated else None
+    labels = {"sale_mode": SALE_MODE_SHORT, "basis": BASIS_LABELS}
     return render_template(
         "listings/catalogue.html",
         result=result,
+        cards=display.cards(result, zh, labels),
         query=query,
         args=args,
         may_filter_assays=search.may_filter_assays(session, actor),
-        sites=sites,
+        sites=user_company.sites if user_company else [],
         family_labels=FAMILY_LABELS,
-        materials=material_choices(is_zh()),
-        end_uses=end_use_choices(is_zh()),
-        provinces=province_choices(),
+        zh=zh,
+        options_html=display.options_html,
+        end_uses=display.end_use_names(zh),
         sort_labels=SORT_LABELS,
-        parameters=ASSAY_PARAMETERS,
         spec_rows=max(3, len(query.specs) + 1),
     )
 
