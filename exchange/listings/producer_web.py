@@ -14,6 +14,7 @@ from exchange.accounts.models import Site
 from exchange.catalog.parameters import ASSAY_PARAMETERS, ParameterGroup
 from exchange.db import commit, get_session, utcnow
 from exchange.errors import DomainError, ValidationError
+from exchange.extensions import limiter
 from exchange.i18n import is_zh
 from exchange.listings import assays, generation, rules, services, uploads
 from exchange.listings.forms import (
@@ -189,6 +190,7 @@ def edit_assay(lot_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/lots/<int:lot_id>/assay/csv", methods=["POST"])
 @login_required
+@limiter.limit("60 per hour")
 def upload_assay_csv(lot_id: int):  # type: ignore[no-untyped-def]
     lot = _own_lot(lot_id)
     csv_form = AssayCsvForm()
@@ -215,6 +217,7 @@ def upload_assay_csv(lot_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/lots/<int:lot_id>/certificates", methods=["POST"])
 @login_required
+@limiter.limit("60 per hour")
 def upload_certificate(lot_id: int):  # type: ignore[no-untyped-def]
     _own_lot(lot_id)
     form = CertificateForm()

@@ -108,17 +108,9 @@ def _backfill_lots() -> None:
     ).all()
     for row in rows:
         lat, lon = math.radians(float(row.latitude)), math.radians(float(row.longitude))
-        text = ' '.join(
-            part
-            for part in (
-                f'L{row.id:06d}',
-                row.title_zh,
-                row.title_en,
-                row.description_zh,
-                row.description_en,
-            )
-            if part
-        ).casefold()
+        # As Lot.derive: titles and descriptions, lower-cased (lot numbers are matched by id).
+        parts = (row.title_zh, row.title_en, row.description_zh, row.description_en)
+        text = ' '.join(part for part in parts if part).casefold()
         bind.execute(
             lots.update()
             .where(lots.c.id == row.id)
