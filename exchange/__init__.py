@@ -33,6 +33,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
     from exchange.contracts.web import bp as contracts_bp
+    from exchange.listings.producer_web import bp as producer_lots_bp
+    from exchange.listings.web import admin_bp as lots_admin_bp
+    from exchange.listings.web import bp as listings_bp
     from exchange.notifications.web import bp as notifications_bp
     from exchange.web import bp as site_bp
 
@@ -48,6 +51,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_tokens_bp)
     apiplatform.init_app(app)
+    app.register_blueprint(listings_bp)
+    app.register_blueprint(lots_admin_bp)
+    app.register_blueprint(producer_lots_bp)
 
     from exchange import handlers
 

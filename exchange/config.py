@@ -83,9 +83,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Idempotency-Key's stored response is replayed.
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "300 per minute;10000 per hour"),
         "IDEMPOTENCY_KEY_HOURS": int(os.environ.get("IDEMPOTENCY_KEY_HOURS", "24")),
+        # Listings: publish a verified producer's lot without moderation once its assay is
+        # complete; uploaded certificates and photos (outside static/, served with checks).
+        "LISTINGS_AUTO_PUBLISH": _bool("LISTINGS_AUTO_PUBLISH", False),
+        "LISTINGS_MAX_UPLOAD_BYTES": int(os.environ.get("LISTINGS_MAX_UPLOAD_BYTES", "10000000")),
+        "UPLOAD_DIR": os.environ.get("UPLOAD_DIR", str(INSTANCE / "uploads")),
         "TESTING": False,
     }
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+    # Bodies larger than the largest upload plus its form are refused before parsing (413).
+    config.setdefault(
+        "MAX_CONTENT_LENGTH",
+        int(os.environ.get("MAX_CONTENT_LENGTH", config["LISTINGS_MAX_UPLOAD_BYTES"] + 1_000_000)),
+    )
     if overrides:
         config.update(overrides)
     return config

@@ -218,6 +218,7 @@ def load(session: Session) -> bool:
             {"status": ["pending", "verified"], "reason": "demo company"},
         )
         created = True
+    created = load_listings(session) or created
     created = load_contracts(session) or created
     return created
 
@@ -304,3 +305,14 @@ def load_contracts(session: Session) -> bool:
         },
     )
     return True
+
+
+def load_listings(session: Session) -> bool:
+    """Demo lots with assays and generation reports for the demo refineries."""
+    from exchange.listings.demo import load_lots
+
+    companies = {
+        key: session.scalar(select(Company).where(Company.uscc == uscc))
+        for key, _zh, _en, uscc, *_rest in COMPANIES
+    }
+    return load_lots(session, {key: c for key, c in companies.items() if c is not None})

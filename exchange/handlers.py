@@ -54,12 +54,14 @@ def init_app(app: Flask) -> None:
             403: _("Not allowed"),
             404: _("Page not found"),
             405: _("Method not allowed"),
+            413: _("File too large"),
             429: _("Too many attempts"),
         }
         messages = {
             403: _("You do not have access to this page."),
             404: _("There is nothing at this address."),
             405: _("This address does not accept that kind of request."),
+            413: _("The file is larger than the exchange accepts. Nothing was saved."),
             429: _("Too many attempts in a short time. Please wait a few minutes and try again."),
         }
         body, status = _page(

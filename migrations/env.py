@@ -47,9 +47,16 @@ def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool
     return False
 
 
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """Skip model objects meant for one dialect only (``info={"only_on": ...}``) elsewhere."""
+    only_on = getattr(obj, "info", {}).get("only_on") if not reflected else None
+    return only_on is None or only_on == context.get_bind().dialect.name
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         render_item=_render_item,
+        include_object=_include_object,
         connection=connection,
         target_metadata=metadata,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.

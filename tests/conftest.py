@@ -100,9 +100,10 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def app(backend) -> Iterator[Flask]:
+def app(backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     _name, url = backend
-    application = create_app({**TEST_CONFIG, "DATABASE_URL": url})
+    uploads = str(tmp_path_factory.mktemp("uploads"))
+    application = create_app({**TEST_CONFIG, "DATABASE_URL": url, "UPLOAD_DIR": uploads})
     yield application
     application.extensions["exchange.engine"].dispose()
 

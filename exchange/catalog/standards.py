@@ -207,6 +207,30 @@ _BUILDING_RADIOACTIVITY = (
     _one("I_r", LE, "1.0", GATE, GB_6566, verified=False, note="Main structural material."),
 )
 
+# The same GB 6566 figures for cement, as information: the standard tests the cement.
+_CEMENT_RADIOACTIVITY = (
+    _one(
+        "I_Ra",
+        LE,
+        "1.0",
+        SPEC,
+        GB_6566,
+        verified=False,
+        note="For information: GB 175-2023 type-tests the cement, of which an iron corrective "
+        "is a few per cent.",
+    ),
+    _one(
+        "I_r",
+        LE,
+        "1.0",
+        SPEC,
+        GB_6566,
+        verified=False,
+        note="For information: GB 175-2023 type-tests the cement, of which an iron corrective "
+        "is a few per cent.",
+    ),
+)
+
 # Roads and fills are outdoors: class C's ceiling (I_r ≤ 2.8, outdoor use only) is the nearest
 # GB 6566 figure. Applied by analogy: no red mud road-base standard exists (MEE's HJ code is
 # still a draft).
@@ -292,8 +316,11 @@ GRADING_RULES: MappingProxyType[EndUse, tuple[Clause, ...]] = MappingProxyType(
                 CEMENT_RAW_CODE,
                 note="Relaxed raw-material limit for precalciner kilns.",
             ),
-            # GB 175-2023 adds GB 6566 type tests on cement.
-            *_BUILDING_RADIOACTIVITY,
+            # GB 175-2023 adds GB 6566 type tests on the cement, not on its raw materials: an
+            # iron corrective is a few per cent of raw meal (Hindalco: up to 3 %), so the red
+            # mud's own indices are shown with their margin for the buyer's blend calculation,
+            # and do not block the use (FACTS §2).
+            *_CEMENT_RADIOACTIVITY,
         ),
         # GB 5101's efflorescence grade is a test on the fired brick, not an assay limit.
         EndUse.BRICKS_CERAMICS: _BUILDING_RADIOACTIVITY,

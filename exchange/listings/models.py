@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,13 +17,23 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
+    inspect,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from exchange.accounts.models import Company, Site
 from exchange.db import Base, enum_column
-from exchange.listings.rules import Basis, DeliveryTerms, LotStatus, Recurrence, SaleMode
+from exchange.listings.rules import (
+    Basis,
+    DeliveryTerms,
+    LotStatus,
+    Recurrence,
+    SaleMode,
+    unit_vector,
+)
 
 TONNES = Numeric(14, 3)
 PRICE = Numeric(12, 2)
@@ -40,6 +51,12 @@ class Lot(Base):
         ),
         CheckConstraint("min_increment IS NULL OR min_increment > 0", name="increment_positive"),
         CheckConstraint(
+            "monthly_quantity IS NULL OR monthly_quantity > 0", name="monthly_quantity_positive"
+        ),
+        CheckConstraint(
+            "anti_snipe_minutes >= 0 AND anti_snipe_minutes <= 120", name="anti_snipe_range"
+        ),
+        CheckConstraint(
             "available_until IS NULL OR available_until >= available_from", name="window_order"
         ),
         Index("ix_lots_status_material", "status", "material_family", "material_code"),
@@ -48,6 +65,18 @@ class Lot(Base):
         Index("ix_lots_status_province", "status", "province"),
         Index("ix_lots_producer_id_status", "producer_id", "status"),
         Index("ix_lots_closes_at_open", "closes_at", "status"),
+        # The catalogue's "quantity" sort walks this like the price and newest sorts above.
+        Index("ix_lots_status_remaining", "status", "remaining"),
+        # Text search: ``search_text LIKE '%word%'`` served by a trigram index on PostgreSQL.
+        # SQLite has no such index (the embedded default is small); the migration creates it on
+        # PostgreSQL only and ``migrations/env.py`` skips it elsewhere.
+        Index(
+            "ix_lots_search_text_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            info={"only_on": "postgresql"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,10 +89,20 @@ class Lot(Base):
     material_family: Mapped[str] = mapped_column(String(20))
     #: Copied from the storage site for the province filter.
     province: Mapped[str] = mapped_column(String(2))
+    #: Copied from the storage site so the catalogue lists places without a join.
+    city: Mapped[str] = mapped_column(String(80), server_default="")
+    #: The storage site as a unit vector (x, y, z) on the sphere, copied from its coordinates.
+    #: Great-circle distance grows with the chord ``|v - v0|``, so the catalogue sorts by
+    #: distance with plain arithmetic in SQL (no trigonometry per row, same on every backend).
+    geo_x: Mapped[float | None] = mapped_column(Float)
+    geo_y: Mapped[float | None] = mapped_column(Float)
+    geo_z: Mapped[float | None] = mapped_column(Float)
     title_zh: Mapped[str] = mapped_column(String(200))
     title_en: Mapped[str | None] = mapped_column(String(200))
     description_zh: Mapped[str | None] = mapped_column(Text)
     description_en: Mapped[str | None] = mapped_column(Text)
+    #: Lower-cased number, titles and descriptions in both languages, for the text search.
+    search_text: Mapped[str] = mapped_column(Text, server_default="")
 
     #: Tonnes listed, on the stated basis.
     quantity: Mapped[Decimal] = mapped_column(TONNES)
@@ -96,6 +135,8 @@ class Lot(Base):
     status: Mapped[LotStatus] = mapped_column(enum_column(LotStatus), default=LotStatus.DRAFT)
     #: The moderator's reason for the last rejection, shown to the producer.
     status_note: Mapped[str | None] = mapped_column(String(500))
+    #: When the producer last sent the lot for review (the moderation queue's order).
+    submitted_at: Mapped[dt.datetime | None]
     published_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
@@ -119,6 +160,46 @@ class Lot(Base):
         if not locale.startswith("zh") and self.title_en:
             return self.title_en
         return self.title_zh
+
+    def description(self, locale: str) -> str | None:
+        if not locale.startswith("zh") and self.description_en:
+            return self.description_en
+        return self.description_zh or self.description_en
+
+    @property
+    def sold(self) -> Decimal:
+        """Tonnes sold or allocated so far."""
+        return self.quantity - self.remaining
+
+    def derive(self, site: Site | None) -> None:
+        """Refresh the columns copied for the catalogue: search text, and place from ``site``."""
+        parts = (self.title_zh, self.title_en, self.description_zh, self.description_en)
+        self.search_text = " ".join(p for p in parts if p).casefold()
+        if site is not None:
+            self.city = site.city
+            self.province = site.province
+            self.geo_x, self.geo_y, self.geo_z = unit_vector(site.latitude, site.longitude)
+
+
+# Nearest-first walks for the catalogue's distance sort on PostgreSQL: a KNN GiST index on the
+# site's unit vector as a ``cube`` point, whose Euclidean ``<->`` is the chord, so the index order
+# is great-circle order. PostgreSQL only (like the trigram index above).
+Index(
+    "ix_lots_geo_knn",
+    func.cube(array([Lot.geo_x, Lot.geo_y, Lot.geo_z])),
+    postgresql_using="gist",
+    info={"only_on": "postgresql"},
+).ddl_if(dialect="postgresql")
+
+
+@event.listens_for(Session, "before_flush")
+def _derive_lot_columns(session: Session, _context: object, _instances: object) -> None:
+    """Keep the copied catalogue columns right whoever writes a lot (services, tests, demo)."""
+    lots = [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Lot)]
+    with session.no_autoflush:
+        for lot in lots:
+            moved = lot.geo_x is None or inspect(lot).attrs.site_id.history.has_changes()
+            lot.derive(session.get(Site, lot.site_id) if moved else None)
 
 
 class Assay(Base):
@@ -183,6 +264,10 @@ class Certificate(Base):
     """An uploaded certificate or photo, stored outside ``static/`` under its SHA-256."""
 
     __tablename__ = "certificates"
+    __table_args__ = (
+        UniqueConstraint("lot_id", "sha256"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="CASCADE"), index=True)

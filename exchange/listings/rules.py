@@ -1,8 +1,14 @@
-"""Pure rules of the listings context: lot states and the transitions between them."""
+"""Pure rules of the listings context: lot states, who may move them, quantities, prices,
+distances and what an uploaded file really is. No Flask, no database.
+"""
 
 from __future__ import annotations
 
 import enum
+import math
+import re
+import unicodedata
+from decimal import Decimal
 
 from exchange.errors import InvalidTransition
 
@@ -62,8 +68,31 @@ TRANSITIONS: dict[tuple[LotStatus, LotEvent], LotStatus] = {
     (LotStatus.CLOSED, LotEvent.UNSOLD): LotStatus.UNSOLD,
 }
 
-#: States in which the producer may still edit the lot's terms freely.
-EDITABLE = frozenset({LotStatus.DRAFT})
+#: States in which the producer may still edit the lot's terms freely (a lot under review stays
+#: under review: the moderator decides on what is there when they decide).
+EDITABLE = frozenset({LotStatus.DRAFT, LotStatus.PENDING_REVIEW})
+#: States in which the producer may amend some terms of a lot buyers already see; every change
+#: is audited with a diff, and the quantity may only shrink by the unsold part.
+AMENDABLE = frozenset({LotStatus.PUBLISHED})
+#: What bidders rely on once a lot is public: to change these, withdraw and list anew.
+FROZEN_WHEN_PUBLISHED = frozenset(
+    {
+        "material_code",
+        "site_id",
+        "basis",
+        "sale_mode",
+        "reserve_price",
+        "min_increment",
+        "opens_at",
+        "closes_at",
+        "hard_close_at",
+        "anti_snipe_minutes",
+    }
+)
+#: Events a producer triggers itself; the others belong to moderators and the trading engine.
+PRODUCER_EVENTS = frozenset({LotEvent.SUBMITTED, LotEvent.WITHDRAWN})
+#: Events an administrator triggers from the moderation queue.
+MODERATOR_EVENTS = frozenset({LotEvent.APPROVED, LotEvent.REJECTED})
 #: States in which buyers see the lot in the public catalogue.
 VISIBLE = frozenset({LotStatus.PUBLISHED, LotStatus.CLOSED, LotStatus.AWARDED})
 
@@ -80,3 +109,148 @@ def allowed_events(status: LotStatus | str) -> list[LotEvent]:
     """Events the table allows from ``status`` (the UI and API show only these)."""
     s = LotStatus(status)
     return [event for (state, event) in TRANSITIONS if state is s]
+
+
+def producer_actions(status: LotStatus | str) -> list[LotEvent]:
+    """What the producer's dashboard offers for a lot in ``status`` (submit, withdraw)."""
+    return [event for event in allowed_events(status) if event in PRODUCER_EVENTS]
+
+
+def frozen_fields(sale_mode: SaleMode | str) -> frozenset[str]:
+    """Fields of a published lot the producer may no longer change.
+
+    An auction's or tender's start price is what bids were placed against; a buy-now price may
+    change (each sale is priced when it happens).
+    """
+    if SaleMode(sale_mode) is SaleMode.BUY_NOW:
+        return FROZEN_WHEN_PUBLISHED
+    return FROZEN_WHEN_PUBLISHED | {"price"}
+
+
+# --- Quantities --------------------------------------------------------------------------------
+
+
+class QuantityProblem(enum.StrEnum):
+    INCREASE = "increase"  #: a published lot never grows (that would bypass moderation)
+    BELOW_SOLD = "below_sold"  #: the sold part cannot be taken back; something must remain
+
+
+def remaining_after_reduction(
+    quantity: Decimal, remaining: Decimal, new_quantity: Decimal
+) -> Decimal | QuantityProblem:
+    """The remaining tonnage once a published lot's quantity becomes ``new_quantity``.
+
+    Only the unsold part can be removed, and some must remain (to end the lot, withdraw it):
+    ``quantity - remaining < new_quantity <= quantity``. Returns the problem otherwise.
+    """
+    if new_quantity > quantity:
+        return QuantityProblem.INCREASE
+    sold = quantity - remaining
+    if new_quantity <= sold:
+        return QuantityProblem.BELOW_SOLD
+    return remaining - (quantity - new_quantity)
+
+
+def dry_tonnes(tonnes: Decimal, basis: Basis | str, moisture_pct: Decimal | None) -> Decimal | None:
+    """Dry tonnes in ``tonnes`` stated on ``basis``; None for wet tonnes of unknown moisture."""
+    if Basis(basis) is Basis.DRY:
+        return tonnes
+    if moisture_pct is None:
+        return None
+    return (tonnes * (100 - moisture_pct) / 100).quantize(Decimal("0.001"))
+
+
+# --- Prices ------------------------------------------------------------------------------------
+
+
+class PriceKind(enum.StrEnum):
+    PRICE = "price"  #: the buyer pays the producer
+    DISPOSAL_FEE = "disposal_fee"  #: negative price: the producer pays the buyer to take it
+    FREE = "free"
+
+
+def price_kind(price: Decimal) -> PriceKind:
+    """How a signed price per tonne reads: a price, a disposal fee (negative) or free."""
+    if price < 0:
+        return PriceKind.DISPOSAL_FEE
+    return PriceKind.PRICE if price > 0 else PriceKind.FREE
+
+
+# --- Distance ----------------------------------------------------------------------------------
+
+#: Mean Earth radius (IUGG), km.
+EARTH_RADIUS_KM = 6371.0088
+
+
+def unit_vector(
+    latitude: float | Decimal, longitude: float | Decimal
+) -> tuple[float, float, float]:
+    """The point on the unit sphere for WGS-84 ``latitude`` and ``longitude`` in degrees."""
+    lat, lon = math.radians(float(latitude)), math.radians(float(longitude))
+    return (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+
+
+def chord_km(chord_squared: float) -> float:
+    """Great-circle distance in km for a squared chord between two unit vectors.
+
+    The chord grows with the arc, which is why ordering by the squared chord orders by
+    great-circle distance; ``2·R·asin(c/2)`` is the arc itself (stable for short distances).
+    """
+    chord = math.sqrt(max(chord_squared, 0.0))
+    return 2 * EARTH_RADIUS_KM * math.asin(min(chord / 2, 1.0))
+
+
+def great_circle_km(
+    lat1: float | Decimal, lon1: float | Decimal, lat2: float | Decimal, lon2: float | Decimal
+) -> float:
+    """Great-circle (haversine) distance between two WGS-84 points in km."""
+    a, b = unit_vector(lat1, lon1), unit_vector(lat2, lon2)
+    return chord_km(sum((p - q) ** 2 for p, q in zip(a, b, strict=True)))
+
+
+# --- Uploaded files ----------------------------------------------------------------------------
+
+#: Accepted content types by their leading bytes; the file name and the browser's claim are
+#: never trusted. Anything else (HTML, SVG, executables, archives, office files) is refused.
+MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"%PDF-", "application/pdf", ".pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+)
+EXTENSIONS = {content_type: ext for _magic, content_type, ext in MAGIC}
+
+
+def sniff_content_type(head: bytes) -> str | None:
+    """The content type a file's first bytes prove (PDF, PNG, JPEG), else None."""
+    for magic, content_type, _ext in MAGIC:
+        if head.startswith(magic):
+            return content_type
+    return None
+
+
+_SUFFIXES = {
+    "application/pdf": (".pdf",),
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+}
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.()\- ]+", re.UNICODE)
+
+
+def safe_filename(name: str | None, content_type: str, fallback: str = "file") -> str:
+    """A display and download name with no path, no control characters and the right extension.
+
+    Keeps letters of any script (Chinese names survive), digits, spaces and ``._-()``; drops
+    directories (``../`` and ``C:\\``), leading dots and everything else. The extension always
+    matches the sniffed content type, so ``setup.exe`` that really is a PDF is offered as
+    ``setup.exe.pdf`` and is never saved under an executable name.
+    """
+    raw = unicodedata.normalize("NFC", name or "")
+    raw = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    raw = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", raw)
+    for suffix in _SUFFIXES[content_type]:
+        if cleaned.lower().endswith(suffix):
+            cleaned = cleaned[: -len(suffix)]
+            break
+    stem = cleaned.strip(" ._")[:100] or fallback
+    return stem + EXTENSIONS[content_type]

@@ -39,7 +39,10 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory) -> Iterator[str]:
     url = create_database("sqlite", tmp_path_factory.mktemp("e2e"), f"e2e_{uuid.uuid4().hex[:6]}")
-    app = create_app({**TEST_CONFIG, "DATABASE_URL": url, "WTF_CSRF_ENABLED": True})
+    uploads = str(tmp_path_factory.mktemp("uploads"))
+    app = create_app(
+        {**TEST_CONFIG, "DATABASE_URL": url, "WTF_CSRF_ENABLED": True, "UPLOAD_DIR": uploads}
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     app.config["PUBLIC_URL"] = base

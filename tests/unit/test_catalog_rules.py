@@ -429,7 +429,43 @@ def test_building_uses_pass_gb6566_exactly_at_one_and_block_a_hair_above():
     assert grading.i_r == D("1.01")
     allowed, reason = end_use_allowed(grading, EndUse.BRICKS_CERAMICS)
     assert not allowed and "GB 6566" in reason
-    assert end_use_allowed(grading, EndUse.CEMENT_IRON_CORRECTIVE)[0] is False
+
+
+def test_cement_shows_gb6566_as_information_and_never_blocks_on_it():
+    # GB 175 type-tests the cement; the red mud is a few per cent of the raw meal.
+    over = with_(CEMENT_READY, Ra226=D(185), Th232=D(130), K40=D("0.1"))
+    use = grade(over)[EndUse.CEMENT_IRON_CORRECTIVE]
+    check = next(c for c in use.checks if c.quantity == "I_r")
+    assert check.kind is RequirementKind.SPEC and check.source.code == "GB 6566-2010"
+    assert check.outcome is Outcome.FAIL and check.margin == D("-0.01")
+    assert use.fitness is Fitness.UNFIT and use.gate is Fitness.FIT
+    assert end_use_allowed(grade(over), EndUse.CEMENT_IRON_CORRECTIVE) == (
+        True,
+        "All compliance gates pass.",
+    )
+    guizhou_like = with_(CEMENT_READY, Ra226=D(450), Th232=D(400), K40=D(300))
+    assert end_use_allowed(grade(guizhou_like), EndUse.CEMENT_IRON_CORRECTIVE)[0]
+    assert not end_use_allowed(grade(guizhou_like), EndUse.BRICKS_CERAMICS)[0]
+
+
+def test_missing_radionuclides_leave_cement_unknown_but_tradable():
+    grading = grade(with_(CEMENT_READY, Ra226=None, Th232=None, K40=None))
+    assert grading[EndUse.CEMENT_IRON_CORRECTIVE].fitness is Fitness.UNKNOWN
+    assert end_use_allowed(grading, EndUse.CEMENT_IRON_CORRECTIVE)[0]
+    assert not end_use_allowed(grading, EndUse.BRICKS_CERAMICS)[0]
+
+
+def test_radioactivity_is_a_gate_for_bricks_and_a_spec_for_cement():
+    def kinds(end_use: EndUse) -> set[RequirementKind]:
+        return {
+            r.kind
+            for c in GRADING_RULES[end_use]
+            for r in c.requirements
+            if r.quantity in ("I_Ra", "I_r")
+        }
+
+    assert kinds(EndUse.BRICKS_CERAMICS) == {RequirementKind.GATE}
+    assert kinds(EndUse.CEMENT_IRON_CORRECTIVE) == {RequirementKind.SPEC}
 
 
 def test_outdoor_uses_allow_radioactivity_up_to_class_c():

@@ -1,0 +1,346 @@
+"""HTML pages of the listings context that everyone sees: the catalogue, lot pages and file
+downloads; and the administrators' moderation queue. Producers' pages are in ``producer_web``."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from exchange.accounts.forms import ConfirmForm, province_choices
+from exchange.audit.services import events_for, verify
+from exchange.catalog.materials import END_USES, MATERIALS
+from exchange.catalog.parameters import (
+    ASSAY_PARAMETERS,
+    DERIVED_QUANTITIES,
+    ParameterGroup,
+    quantity_names,
+)
+from exchange.catalog.rules import grade
+from exchange.db import commit, get_session, utcnow
+from exchange.errors import DomainError
+from exchange.i18n import is_zh
+from exchange.listings import assays, display, rules, search, services, uploads
+from exchange.listings.forms import (
+    BASIS_LABELS,
+    DELIVERY_LABELS,
+    FAMILY_LABELS,
+    FITNESS_LABELS,
+    GROUP_LABELS,
+    RECURRENCE_LABELS,
+    SALE_MODE_LABELS,
+    SALE_MODE_SHORT,
+    SORT_LABELS,
+    STATUS_LABELS,
+    CertificateForm,
+    RejectForm,
+    WithdrawForm,
+)
+from exchange.listings.models import Lot
+from exchange.security import current_actor
+from exchange.webutil import locale
+
+bp = Blueprint("listings", __name__)
+admin_bp = Blueprint("lots_admin", __name__, url_prefix="/admin/lots")
+
+
+@bp.record_once
+def _template_globals(state: Any) -> None:
+    """Labels the listings macros need; globals, so imported macros see them too."""
+    state.app.jinja_env.globals.update(
+        LOT_STATUS_LABELS=STATUS_LABELS,
+        SALE_MODE_LABELS=SALE_MODE_LABELS,
+        SALE_MODE_SHORT=SALE_MODE_SHORT,
+        BASIS_LABELS=BASIS_LABELS,
+        FITNESS_LABELS=FITNESS_LABELS,
+        MATERIALS=MATERIALS,
+        END_USES=END_USES,
+        quantity_label=_quantity_label,
+    )
+
+
+def _quantity_label(code: str) -> str:
+    """A parameter's or derived quantity's name in the page's language."""
+    try:
+        name_en, name_zh = quantity_names(code)
+    except KeyError:
+        return code
+    return name_zh if is_zh() else name_en
+
+
+@bp.app_template_filter("cny")
+def _cny(value: Decimal | None) -> str:
+    """An amount with two decimals and thousands separators (sign dropped: words say it)."""
+    if value is None:
+        return "—"
+    return format_decimal(abs(value), format="#,##0.00")
+
+
+def fail(exc: DomainError) -> None:
+    flash(str(exc.message), "danger")
+    for messages in exc.errors.values():
+        for message in messages:
+            if message != str(exc.message):
+                flash(message, "danger")
+
+
+# --- the public catalogue ------------------------------------------------------------------------
+
+
+def _decimal_arg(name: str, warnings: list[str]) -> Decimal | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or abs(value) > Decimal("1e12"):
+        warnings.append(_("“%(value)s” is not a number; that filter was ignored.", value=raw[:30]))
+        return None
+    return value
+
+
+def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
+    """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
+    args, warnings = request.args, []
+    specs = []
+    triples = zip(
+        args.getlist("spec_param"), args.getlist("spec_min"), args.getlist("spec_max"), strict=False
+    )
+    for param, low, high in triples:
+        if not param:
+            continue
+        if param not in ASSAY_PARAMETERS:
+            warnings.append(_("Unknown parameter; that filter was ignored."))
+            continue
+        bounds = []
+        for raw in (low, high):
+            raw = raw.strip()
+            try:
+                bounds.append(Decimal(raw) if raw else None)
+            except InvalidOperation:
+                warnings.append(_("“%(value)s” is not a number; ignored.", value=raw[:30]))
+                bounds.append(None)
+        if bounds[0] is None and bounds[1] is None:
+            continue
+        specs.append(search.SpecFilter(param, bounds[0], bounds[1]))
+
+    def choice(name: str, allowed: Any) -> str | None:
+        value = args.get(name) or None
+        return value if value is None or value in allowed else None
+
+    sort = args.get("sort", "newest")
+    try:
+        page = max(1, min(int(args.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    from_site = args.get("from_site", "")
+    query = search.CatalogueQuery(
+        family=choice("family", {f.value for f in FAMILY_LABELS}),
+        material=choice("material", MATERIALS),
+        province=choice("province", {code for code, _name in province_choices() if code}),
+        end_use=choice("end_use", {u.value for u in END_USES}),
+        sale_mode=choice("sale_mode", {m.value for m in SALE_MODE_LABELS}),
+        quantity_min=_decimal_arg("qty_min", warnings),
+        quantity_max=_decimal_arg("qty_max", warnings),
+        price_min=_decimal_arg("price_min", warnings),
+        price_max=_decimal_arg("price_max", warnings),
+        specs=tuple(specs[: search.MAX_SPECS]),
+        text=args.get("q", "")[:200],
+        sort=search.Sort(sort) if sort in search.Sort.__members__.values() else search.Sort.NEWEST,
+        origin_site_id=int(from_site) if from_site.isdigit() else None,
+        page=page,
+    )
+    return query, warnings
+
+
+@bp.route("/lots")
+def catalogue():  # type: ignore[no-untyped-def]
+    session = get_session()
+    actor = current_actor()
+    query, warnings = parse_catalogue()
+    result = search.search_lots(session, actor, query)
+    if result.specs_ignored:
+        warnings.append(
+            _("Filters on assay values are for logged-in verified companies; they were ignored.")
+        )
+    for warning in warnings:
+        flash(warning, "warning")
+    args = request.args.to_dict(flat=False)
+    args.pop("page", None)
+    zh = is_zh()
+    user_company = current_user.company if current_user.is_authenticated else None
+    labels = {"sale_mode": SALE_MODE_SHORT, "basis": BASIS_LABELS}
+    return render_template(
+        "listings/catalogue.html",
+        result=result,
+        cards=display.cards(result, zh, labels),
+        query=query,
+        args=args,
+        may_filter_assays=search.may_filter_assays(session, actor),
+        sites=user_company.sites if user_company else [],
+        family_labels=FAMILY_LABELS,
+        zh=zh,
+        options_html=display.options_html,
+        end_uses=display.end_use_names(zh),
+        sort_labels=SORT_LABELS,
+        spec_rows=max(3, len(query.specs) + 1),
+    )
+
+
+# --- a lot's page ---------------------------------------------------------------------------------
+
+
+def visible_lot(lot_id: int) -> Lot:
+    lot = get_session().get(Lot, lot_id)
+    if lot is None or not services.can_view(current_actor(), lot):
+        abort(404)
+    return lot
+
+
+@bp.route("/lots/<int:lot_id>")
+def lot_page(lot_id: int):  # type: ignore[no-untyped-def]
+    session = get_session()
+    lot = visible_lot(lot_id)
+    actor = current_actor()
+    is_owner = actor.company_id is not None and actor.company_id == lot.producer_id
+    may_see = uploads.can_see_assay(session, actor, lot)
+    values = assays.lot_values(lot)
+    material = MATERIALS[lot.material_code]
+    grading = grade(values, solid_waste=material.solid_waste) if values and may_see else None
+    context: dict[str, Any] = {
+        "lot": lot,
+        "material": material,
+        "is_owner": is_owner,
+        "may_see_assay": may_see,
+        "values": values,
+        "grading": grading,
+        "groups": _grouped_parameters(values),
+        "derived": DERIVED_QUANTITIES,
+        "fit_uses": [row.end_use for row in lot.end_uses if row.fitness == "fit"],
+        "recurrence_labels": RECURRENCE_LABELS,
+        "delivery_labels": DELIVERY_LABELS,
+        "confirm_form": ConfirmForm(formdata=None),
+    }
+    if is_owner:
+        context.update(
+            actions=rules.producer_actions(lot.status),
+            editable=lot.status in rules.EDITABLE or lot.status in rules.AMENDABLE,
+            problems=services.publication_problems(lot, utcnow())
+            if lot.status is rules.LotStatus.DRAFT
+            else {},
+            certificate_form=CertificateForm(formdata=None),
+            withdraw_form=WithdrawForm(formdata=None),
+        )
+    if actor.is_admin or is_owner:
+        events, _total = events_for(session, entity_type="lot", entity_id=lot.id, per_page=100)
+        context["events"] = events
+    if actor.is_admin:
+        context["chain"] = verify(session, chain_key=f"lot:{lot.id}")
+        context["reject_form"] = RejectForm(formdata=None)
+    return render_template("listings/lot.html", **context)
+
+
+def _grouped_parameters(values: dict[str, Decimal]) -> list[tuple[Any, list[Any]]]:
+    groups: dict[ParameterGroup, list[Any]] = {}
+    for param in ASSAY_PARAMETERS.values():
+        if param.code in values:
+            groups.setdefault(param.group, []).append(param)
+    return [(GROUP_LABELS[group], params) for group, params in groups.items()]
+
+
+@bp.route("/lots/<int:lot_id>/files/<int:certificate_id>")
+def download(lot_id: int, certificate_id: int) -> Response:
+    actor = current_actor()
+    try:
+        certificate, path = uploads.open_certificate(
+            get_session(), actor, lot_id, certificate_id, current_app.config["UPLOAD_DIR"]
+        )
+    except DomainError as exc:
+        if exc.status == 403 and not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        raise
+    response = send_file(
+        path,
+        mimetype=certificate.content_type,
+        as_attachment=certificate.content_type == "application/pdf",
+        download_name=certificate.filename,
+        conditional=True,
+        max_age=0,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser tried to render it, it could run nothing and load nothing.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- moderation ---------------------------------------------------------------------
+
+
+@admin_bp.before_request
+@login_required
+def _admins_only():  # type: ignore[no-untyped-def]
+    if not current_user.is_admin:
+        abort(403)
+
+
+@admin_bp.route("")
+def moderation_queue():  # type: ignore[no-untyped-def]
+    session = get_session()
+    lots = services.moderation_queue(session, current_actor())
+    problems = {lot.id: services.publication_problems(lot, utcnow()) for lot in lots}
+    return render_template(
+        "listings/moderation.html",
+        lots=lots,
+        problems=problems,
+        reject_form=RejectForm(formdata=None),
+        confirm_form=ConfirmForm(formdata=None),
+    )
+
+
+@admin_bp.route("/<int:lot_id>/approve", methods=["POST"])
+def approve(lot_id: int):  # type: ignore[no-untyped-def]
+    ConfirmForm().validate_on_submit() or abort(400)
+    session = get_session()
+    try:
+        services.approve_lot(session, current_actor(), lot_id, locale())
+    except DomainError as exc:
+        session.rollback()
+        fail(exc)
+    else:
+        commit(session)
+        flash(_("Lot published and the producer notified."), "success")
+    return redirect(url_for("lots_admin.moderation_queue"))
+
+
+@admin_bp.route("/<int:lot_id>/reject", methods=["POST"])
+def reject(lot_id: int):  # type: ignore[no-untyped-def]
+    form = RejectForm()
+    form.validate_on_submit() or abort(400)
+    session = get_session()
+    try:
+        services.reject_lot(session, current_actor(), lot_id, form.reason.data or "", locale())
+    except DomainError as exc:
+        session.rollback()
+        fail(exc)
+    else:
+        commit(session)
+        flash(_("Lot sent back to the producer with your reason."), "success")
+    return redirect(url_for("lots_admin.moderation_queue"))
