@@ -33,6 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
     from exchange.notifications.web import bp as notifications_bp
+    from exchange.trading.web import bp as trading_bp
     from exchange.web import bp as site_bp
 
     app.register_blueprint(site_bp)
@@ -40,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(trading_bp)
 
     from exchange import handlers
 

@@ -79,6 +79,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # default; production runs them with RQ workers instead.
         "RUN_JOBS_IN_PROCESS": _bool("RUN_JOBS_IN_PROCESS", not os.environ.get("REDIS_URL")),
         "AUDIT_CHECKPOINT_SECONDS": int(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
+        # Trading: contract signature window after an award, the producer's window to accept
+        # bids below the reserve, how often due lots are closed, bids per company (Flask-Limiter).
+        "TRADING_SIGNATURE_HOURS": int(os.environ.get("TRADING_SIGNATURE_HOURS", "48")),
+        "TRADING_RESERVE_DECISION_HOURS": int(
+            os.environ.get("TRADING_RESERVE_DECISION_HOURS", "48")
+        ),
+        "TRADING_CLOSE_SECONDS": int(os.environ.get("TRADING_CLOSE_SECONDS", "5")),
+        "TRADING_CLOSE_BATCH": int(os.environ.get("TRADING_CLOSE_BATCH", "200")),
+        "TRADING_NOTICE_SECONDS": int(os.environ.get("TRADING_NOTICE_SECONDS", "30")),
+        "TRADING_BID_RATE_LIMIT": os.environ.get(
+            "TRADING_BID_RATE_LIMIT", "30 per minute;600 per hour"
+        ),
+        "TRADING_POLL_SECONDS": int(os.environ.get("TRADING_POLL_SECONDS", "3")),
         "TESTING": False,
     }
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"

@@ -32,9 +32,25 @@ def _checkpoint(app: Flask) -> object:
         return checkpoint.id if checkpoint else None
 
 
+def _close_due_lots(app: Flask) -> object:
+    from exchange.trading.tasks import close_due
+
+    return close_due(app)
+
+
+def _email_trade_notices(app: Flask) -> object:
+    from exchange.trading.tasks import email_trade_notices
+
+    return email_trade_notices(app)
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
-    return [PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint)]
+    return [
+        PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint),
+        PeriodicJob("trading-close", app.config["TRADING_CLOSE_SECONDS"], _close_due_lots),
+        PeriodicJob("trading-notices", app.config["TRADING_NOTICE_SECONDS"], _email_trade_notices),
+    ]
 
 
 def run_once(app: Flask, job: PeriodicJob) -> bool:

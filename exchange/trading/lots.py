@@ -1,0 +1,132 @@
+"""What trading needs from a lot: its row lock, its terms, its live bids and its end-use gates.
+
+Shared by the bid, buy-now and closing services and by the read side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.accounts.companies import require
+from exchange.accounts.models import Company
+from exchange.actor import Actor
+from exchange.catalog.materials import MATERIALS, EndUse
+from exchange.catalog.rules import end_use_allowed, grade
+from exchange.errors import Conflict, Forbidden, NotFound
+from exchange.listings.models import Lot, LotEndUse
+from exchange.trading.models import Bid
+from exchange.trading.rules import AuctionTerms, BidStatus, BidView, SaleMode
+
+#: Tenders and lots without an increment still need a grid step: one fen.
+CENT = Decimal("0.01")
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def lock_lot(session: Session, lot_id: int) -> Lot:
+    """The lot, re-read under its row lock (SQLite: the transaction already holds the write lock).
+
+    Every trading change to a lot, its bids, its awards and its audit chain happens under this
+    lock, which is what makes bids, purchases and the close serialisable per lot.
+    """
+    lot = session.scalars(
+        select(Lot)
+        .where(Lot.id == lot_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if lot is None:
+        raise NotFound(_l("No such lot."))
+    return lot
+
+
+def trading_company(session: Session, actor: Actor) -> Company:
+    """The actor's company if it may trade: role allows it, verified, registered as a buyer.
+
+    The row is locked FOR NO KEY UPDATE rather than FOR UPDATE (``require_verified_company``):
+    bids, awards and notices reference companies by foreign key, which takes KEY SHARE locks on
+    the referenced rows while the lot is locked. FOR UPDATE on a bidder's company would conflict
+    with those and deadlock a close against a late bid; NO KEY UPDATE still serialises against
+    an administrator changing the company's verification.
+    """
+    company_id = require(actor, "trade")
+    company = session.scalars(
+        select(Company).where(Company.id == company_id).with_for_update(key_share=True)
+    ).first()
+    if company is None:
+        raise NotFound(_l("No such company."))
+    if not company.is_verified:
+        raise Forbidden(
+            _l(
+                "Your company has not been verified by the exchange yet, so it cannot bid or "
+                "buy. You can browse in the meantime."
+            )
+        )
+    if not company.is_buyer:
+        raise Forbidden(_l("Your company is not registered as a buyer, so it cannot bid or buy."))
+    return company
+
+
+def terms_of(lot: Lot) -> AuctionTerms:
+    """The lot's auction terms with ``closes_at`` = the current (possibly extended) close."""
+    if lot.closes_at is None:
+        raise Conflict(_l("This lot has no closing time, so it cannot take bids."))
+    closes = lot.closes_at
+    opens = min(lot.opens_at or lot.published_at or _EPOCH, closes - dt.timedelta(seconds=1))
+    snipe = (lot.anti_snipe_minutes or 0) if lot.sale_mode is SaleMode.AUCTION else 0
+    return AuctionTerms(
+        start_price=lot.price,
+        reserve_price=lot.reserve_price,
+        min_increment=lot.min_increment or CENT,
+        opens_at=opens,
+        closes_at=closes,
+        hard_close_at=max(lot.hard_close_at or closes, closes),
+        anti_snipe_minutes=snipe,
+        lot_quantity=lot.quantity,
+        min_order=lot.min_order,
+    )
+
+
+def view(bid: Bid) -> BidView:
+    return BidView(bid.id, bid.company_id, bid.price, bid.quantity, bid.placed_at, bid.min_quantity)
+
+
+def live_bids(session: Session, lot_id: int) -> list[Bid]:
+    """The lot's live bids, oldest first."""
+    return list(
+        session.scalars(
+            select(Bid).where(Bid.lot_id == lot_id, Bid.status == BidStatus.ACTIVE).order_by(Bid.id)
+        )
+    )
+
+
+def last_bid_id(bids: list[Bid]) -> int:
+    return max((b.id for b in bids), default=0)
+
+
+def end_use_check(session: Session, lot: Lot, end_use: str) -> tuple[bool, str]:
+    """Whether ``end_use`` may be sold this lot, with the reason (fails closed).
+
+    The grading rows the listings context writes (``LotEndUse.gated``) decide; a lot without a
+    row for the use is graded from its assay here; a lot without either is not allowed.
+    Raises ValueError for an unknown end-use code.
+    """
+    code = EndUse(end_use)
+    row = session.scalar(
+        select(LotEndUse).where(LotEndUse.lot_id == lot.id, LotEndUse.end_use == code.value)
+    )
+    if row is not None:
+        return (not row.gated, "compliance gate" if row.gated else "ok")
+    if lot.assay is None or not lot.assay.values:
+        return False, "not graded"
+    values = {v.parameter: v.value for v in lot.assay.values}
+    material = MATERIALS.get(lot.material_code)
+    solid_waste = material.solid_waste if material is not None else True
+    try:
+        return end_use_allowed(grade(values, solid_waste=solid_waste), code)
+    except ValueError:
+        return False, "assay could not be graded"
