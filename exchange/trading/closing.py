@@ -58,9 +58,9 @@ def close_lot(
     (``rules.allocate``); when the hidden reserve kept tonnage from bids the lot waits in
     ``closed`` for the producer's decision until ``decision_due_at``.
     """
-    now = now or utcnow()
     settings = settings or TradingSettings.current()
     lot = lock_lot(session, lot_id)
+    now = now or utcnow()
     if lot.status is not LotStatus.PUBLISHED or lot.closes_at is None or lot.closes_at > now:
         return None
     old = lot.status

@@ -97,9 +97,10 @@ class Bid(Base):
     updated_at: Mapped[dt.datetime | None]
     #: Tonnes allocated at close or by the award ladder.
     filled_quantity: Mapped[Decimal] = mapped_column(TONNES, default=Decimal(0))
-    #: The company's earlier bid that this one revises, and the revision that replaced this one.
-    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("bids.id", ondelete="RESTRICT"))
-    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("bids.id", ondelete="RESTRICT"))
+    #: The company's earlier bid that this one revises (the revision chain; see ``superseded_by``).
+    supersedes_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bids.id", ondelete="RESTRICT"), unique=True
+    )
     #: Chosen by the client per submission so a retried or double-clicked form bids once.
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     #: Sealed tenders: the random nonce of the commitment recorded in the audit chain.
@@ -108,6 +109,10 @@ class Bid(Base):
     lot: Mapped[Lot] = relationship()
     company: Mapped[Company] = relationship()
     user: Mapped[User | None] = relationship()
+    #: The revision that replaced this bid (the next link of the chain), if any.
+    superseded_by: Mapped[Bid | None] = relationship(
+        primaryjoin="remote(Bid.supersedes_id) == Bid.id", viewonly=True, uselist=False
+    )
 
 
 class ReserveDecision(enum.StrEnum):

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from flask import has_request_context
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
@@ -31,6 +31,7 @@ from exchange.trading import rules
 from exchange.trading.lots import (
     end_use_check,
     live_bids,
+    lock_for_trade,
     lock_lot,
     terms_of,
     trading_company,
@@ -90,7 +91,7 @@ def _refuse(refusals: Sequence[Refusal], *, keep: bool = False, **overrides: str
     raise BidRefused(refusals, texts, keep)
 
 
-def _check_end_use(session: Session, actor: Actor, lot: Lot, end_use: str, kind: str) -> None:
+def _valid_end_use(end_use: str) -> None:
     try:
         EndUse(end_use)
     except ValueError:
@@ -98,7 +99,12 @@ def _check_end_use(session: Session, actor: Actor, lot: Lot, end_use: str, kind:
             _l("Please correct the marked fields."),
             {"end_use": [str(_l("Choose the end use from the list."))]},
         ) from None
-    allowed, reason = end_use_check(session, lot, end_use)
+
+
+def _check_end_use(
+    session: Session, actor: Actor, lot: Lot, end_use: str, kind: str, gated: bool | None
+) -> None:
+    allowed, reason = end_use_check(session, lot, end_use, gated)
     if not allowed:
         # A refusal of consequence (compliance): audited; the route commits the event.
         record_event(
@@ -158,14 +164,15 @@ def buy_now(
     Raises Forbidden (company), BidRefused (422) or BidConflict (409: sold out, closed, or less
     left than the client saw when it chose the quantity).
     """
-    now = now or utcnow()
     settings = settings or TradingSettings.current()
-    company = trading_company(session, actor)
-    lot = lock_lot(session, lot_id)
+    _valid_end_use(end_use)
+    trade = lock_for_trade(session, actor, lot_id, end_use)
+    lot, company_id = trade.lot, trade.company_id
+    now = now or utcnow()  # read under the lock, so times follow the commit order
     if idempotency_key:
         done = session.scalar(
             select(Award).where(
-                Award.buyer_id == company.id, Award.idempotency_key == idempotency_key
+                Award.buyer_id == company_id, Award.idempotency_key == idempotency_key
             )
         )
         if done is not None:
@@ -173,8 +180,8 @@ def buy_now(
     if lot.sale_mode is not SaleMode.BUY_NOW:
         raise Conflict(_l("This lot is sold by auction or tender: place a bid instead."))
     _check_open_for_trade(lot, now)
-    _check_not_own(session, actor, lot, company.id, "buy_now")
-    _check_end_use(session, actor, lot, end_use, "buy_now")
+    _check_not_own(session, actor, lot, company_id, "buy_now")
+    _check_end_use(session, actor, lot, end_use, "buy_now", trade.gated)
     refusals = rules.validate_buy_now(lot.remaining, lot.min_order, quantity)
     if refusals:
         lost = (
@@ -190,7 +197,7 @@ def buy_now(
     lot.remaining = rules.remaining_after(lot.remaining, quantity)
     award = Award(
         lot_id=lot.id,
-        buyer_id=company.id,
+        buyer_id=company_id,
         bid_id=None,
         source="buy_now",
         quantity=quantity,
@@ -210,7 +217,7 @@ def buy_now(
         lot.id,
         {
             "award_id": award.id,
-            "company_id": company.id,
+            "company_id": company_id,
             "quantity": quantity,
             "price": lot.price,
             "end_use": end_use,
@@ -295,26 +302,49 @@ def place_bid(
     refused for its price that was acceptable at that version lost a race (409), not 422.
     Raises Forbidden, BidRefused (422) or BidConflict (409).
     """
-    now = now or utcnow()
-    company = trading_company(session, actor)
-    lot = lock_lot(session, lot_id)
-    if idempotency_key:
-        done = session.scalar(
-            select(Bid).where(Bid.company_id == company.id, Bid.idempotency_key == idempotency_key)
-        )
-        if done is not None:
-            return BidResult(done, replayed=True)
+    _valid_end_use(end_use)
+    trade = lock_for_trade(session, actor, lot_id, end_use)
+    lot, company_id = trade.lot, trade.company_id
+    now = now or utcnow()  # read under the lock, so times follow the commit order
     if lot.sale_mode is SaleMode.BUY_NOW:
         raise Conflict(_l("This lot is sold at a fixed price: use Buy now."))
+    # One query for the live bids and, if this submission was seen before, its bid.
+    loaded = list(
+        session.scalars(
+            select(Bid)
+            .where(
+                Bid.lot_id == lot.id,
+                or_(
+                    Bid.status == BidStatus.ACTIVE,
+                    and_(Bid.company_id == company_id, Bid.idempotency_key == idempotency_key)
+                    if idempotency_key
+                    else false(),
+                ),
+            )
+            .order_by(Bid.id)
+        )
+    )
+    done = None
+    if idempotency_key:
+        done = next(
+            (
+                b
+                for b in loaded
+                if b.company_id == company_id and b.idempotency_key == idempotency_key
+            ),
+            None,
+        )
+    if done is not None:
+        return BidResult(done, replayed=True)
     mode = lot.sale_mode
     terms = terms_of(lot)
     _check_open_for_trade(lot, now)
-    _check_not_own(session, actor, lot, company.id, "bid")
-    _check_end_use(session, actor, lot, end_use, "bid")
+    _check_not_own(session, actor, lot, company_id, "bid")
+    _check_end_use(session, actor, lot, end_use, "bid", trade.gated)
 
-    live = live_bids(session, lot.id)
+    live = [b for b in loaded if b.status is BidStatus.ACTIVE]
     views = [view(b) for b in live]
-    mine = next((b for b in live if b.company_id == company.id), None)
+    mine = next((b for b in live if b.company_id == company_id), None)
     if replaces_bid_id is not None and (mine is None or mine.id != replaces_bid_id):
         _refuse([rules.refusal(RefusalCode.BID_NOT_LIVE)])
     replacing = view(mine) if mine is not None else None
@@ -323,7 +353,7 @@ def place_bid(
         return rules.validate_bid(
             terms,
             against,
-            company.id,
+            company_id,
             lot.producer_id,
             price,
             quantity,
@@ -343,7 +373,7 @@ def place_bid(
         session.flush()  # the live-bid unique index must see the old bid retired first
     bid = Bid(
         lot_id=lot.id,
-        company_id=company.id,
+        company_id=company_id,
         user_id=actor.user_id,
         ip=actor.ip,
         price=price,
@@ -359,8 +389,6 @@ def place_bid(
     )
     session.add(bid)
     session.flush()
-    if mine is not None:
-        mine.superseded_by_id = bid.id
 
     extended_to = None
     if mode is SaleMode.AUCTION:
@@ -368,7 +396,9 @@ def place_bid(
         if new_close != lot.closes_at:
             extended_to = lot.closes_at = new_close
         others = [v for v in views if replacing is None or v.id != replacing.id]
-        _position_notices(session, lot, terms, views, [*others, view(bid)], bid, now)
+        users = {b.id: b.user_id for b in live}
+        users[bid.id] = bid.user_id
+        _position_notices(session, lot, terms, views, [*others, view(bid)], bid, users, now)
     _record_bid(session, actor, lot, bid, mine, extended_to)
     return BidResult(bid, extended_to)
 
@@ -404,31 +434,22 @@ def _position_notices(
     terms: rules.AuctionTerms,
     before: list[rules.BidView],
     after: list[rules.BidView],
-    changed: Bid | None,
+    changed: Bid,
+    users: dict[int, int | None],
     now: dt.datetime,
 ) -> None:
     """Tell bidders whose provisional position changed (outbid, or winning again)."""
     was = rules.provisional_winners(terms, before)
     now_in = rules.provisional_winners(terms, after)
     outbid, winning = rules.position_changes(was, now_in, (v.id for v in after))
-    if not outbid and not winning:
-        return
-    actor_company = changed.company_id if changed is not None else None
     companies = {v.id: v.company_id for v in after}
     notices = [
-        Notice(companies[i], kind, bid_id=i)
+        Notice(companies[i], kind, users.get(i), bid_id=i)
         for ids, kind in ((outbid, NoticeKind.OUTBID), (winning, NoticeKind.WINNING))
         for i in sorted(ids)
-        if companies[i] != actor_company
+        if companies[i] != changed.company_id
     ]
-    if notices:
-        users = dict(
-            session.execute(
-                select(Bid.id, Bid.user_id).where(Bid.id.in_([n.bid_id for n in notices]))
-            ).all()
-        )
-        notices = [Notice(n.company_id, n.kind, users.get(n.bid_id), n.bid_id) for n in notices]
-        add_notices(session, lot.id, notices, now)
+    add_notices(session, lot.id, notices, now)
 
 
 def _record_bid(
@@ -508,12 +529,12 @@ def withdraw_bid(
     Raises NotFound (not the company's bid), BidRefused (winning) or BidConflict (no longer
     live, or the lot closed).
     """
-    now = now or utcnow()
     company = trading_company(session, actor)
     bid = session.get(Bid, bid_id)
     if bid is None or bid.company_id != company.id:
         raise NotFound(_l("No such bid."))
     lot = lock_lot(session, bid.lot_id)
+    now = now or utcnow()
     session.refresh(bid)
     if lot.status is not LotStatus.PUBLISHED or bid.status is not BidStatus.ACTIVE:
         if bid.status is not BidStatus.ACTIVE:
@@ -532,7 +553,8 @@ def withdraw_bid(
     bid.updated_at = now
     if lot.sale_mode is SaleMode.AUCTION:
         after = [v for v in views if v.id != bid.id]
-        _position_notices(session, lot, terms, views, after, bid, now)
+        users = {b.id: b.user_id for b in live}
+        _position_notices(session, lot, terms, views, after, bid, users, now)
     record_event(
         session,
         Actor(user_id=None) if lot.sale_mode is SaleMode.TENDER else actor,

@@ -261,7 +261,7 @@ def test_a_second_bid_raises_the_companys_live_bid(db):
     _c, _o, actor = bidder(db)
     first = bid(db, actor, lot, "100.00", "50")
     second = bid(db, actor, lot, "105.00", "60", replaces_bid_id=first.id)
-    assert first.status is BidStatus.SUPERSEDED and first.superseded_by_id == second.id
+    assert first.status is BidStatus.SUPERSEDED and first.superseded_by.id == second.id
     assert second.supersedes_id == first.id
     assert events(db, lot, "trading:bid:raised")
 
