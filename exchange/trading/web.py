@@ -10,6 +10,7 @@ one budget shared by both routes).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import (
@@ -23,6 +24,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
@@ -119,8 +121,16 @@ def trade_forms(
     return {"form": form, "withdraw": ConfirmForm()}
 
 
+def cny(value: Decimal | None) -> str:
+    """A signed amount or price with exactly two decimals, grouped (``1,234.50``)."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0.00;-#,##0.00")
+
+
 @bp.record_once
 def _register(state: Any) -> None:
+    state.app.jinja_env.filters["cny"] = cny
     state.app.jinja_env.globals.update(
         trade_state=trade_state,
         trade_forms=trade_forms,

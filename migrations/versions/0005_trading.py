@@ -2,7 +2,7 @@
 
 Revision ID: 0005_trading
 Revises: 0003_awards
-Create Date: 2026-11-28 12:30:28.748218
+Create Date: 2026-11-28 12:49:15.803381
 
 """
 from typing import Sequence, Union
@@ -36,7 +36,6 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('filled_quantity', sa.Numeric(precision=14, scale=3), nullable=False),
     sa.Column('supersedes_id', sa.Integer(), nullable=True),
-    sa.Column('superseded_by_id', sa.Integer(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=64), nullable=True),
     sa.Column('seal_nonce', sa.String(length=32), nullable=True),
     sa.CheckConstraint('filled_quantity >= 0 AND filled_quantity <= quantity', name=op.f('ck_bids_filled_in_range')),
@@ -44,11 +43,11 @@ def upgrade() -> None:
     sa.CheckConstraint('quantity > 0', name=op.f('ck_bids_quantity_positive')),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_bids_company_id_companies'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_bids_lot_id_lots'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['superseded_by_id'], ['bids.id'], name=op.f('fk_bids_superseded_by_id_bids'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['supersedes_id'], ['bids.id'], name=op.f('fk_bids_supersedes_id_bids'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bids_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bids')),
-    sa.UniqueConstraint('company_id', 'idempotency_key', name=op.f('uq_bids_company_id_idempotency_key'))
+    sa.UniqueConstraint('company_id', 'idempotency_key', name=op.f('uq_bids_company_id_idempotency_key')),
+    sa.UniqueConstraint('supersedes_id', name=op.f('uq_bids_supersedes_id'))
     )
     with op.batch_alter_table('bids', schema=None) as batch_op:
         batch_op.create_index('ix_bids_company_id_placed_at', ['company_id', 'placed_at'], unique=False)
