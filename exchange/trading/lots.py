@@ -51,6 +51,17 @@ def lock_lot(session: Session, lot_id: int) -> Lot:
     return lot
 
 
+def lock_lots(session: Session, lot_ids: list[int]) -> list[Lot]:
+    """Several lots, re-read under their row locks, in closing-time order."""
+    return list(
+        session.scalars(
+            locked(select(Lot).where(Lot.id.in_(lot_ids)))
+            .order_by(Lot.closes_at, Lot.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
 def trading_company(session: Session, actor: Actor) -> Company:
     """The actor's company if it may trade: role allows it, verified, registered as a buyer.
 

@@ -28,7 +28,14 @@ class Notice:
 
 
 def add_notices(session: Session, lot_id: int, notices: Iterable[Notice], now: dt.datetime) -> int:
-    """Insert the notices in one statement; returns how many."""
+    """Insert the notices about one lot in one statement; returns how many."""
+    return add_notices_for_lots(session, ((lot_id, n) for n in notices), now)
+
+
+def add_notices_for_lots(
+    session: Session, notices: Iterable[tuple[int, Notice]], now: dt.datetime
+) -> int:
+    """Insert notices about several lots, ``(lot_id, notice)``, in one statement."""
     rows = [
         {
             "company_id": n.company_id,
@@ -38,10 +45,11 @@ def add_notices(session: Session, lot_id: int, notices: Iterable[Notice], now: d
             "kind": n.kind,
             "created_at": now,
         }
-        for n in notices
+        for lot_id, n in notices
     ]
     if rows:
-        session.execute(insert(TradeNotice), rows)
+        # render_nulls keeps rows with and without a bid in one batch.
+        session.execute(insert(TradeNotice).execution_options(render_nulls=True), rows)
     return len(rows)
 
 

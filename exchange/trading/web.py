@@ -170,15 +170,15 @@ def lot_state(lot_id: int):  # type: ignore[no-untyped-def]
 @_rate_limited
 def place_bid(lot_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
-    lot = queries.visible_lot(session, current_actor(), lot_id)
     form = BidForm(prefix="trade")
     if not form.validate_on_submit():
+        lot = queries.visible_lot(session, current_actor(), lot_id)
         return _lot_page(session, lot, 422, bid_form=form)
     try:
         result = services.place_bid(
             session,
             current_actor(),
-            lot.id,
+            lot_id,
             form.price.data,
             form.quantity.data,
             form.end_use.data,
@@ -188,15 +188,15 @@ def place_bid(lot_id: int):  # type: ignore[no-untyped-def]
             idempotency_key=(form.key.data or None),
         )
     except (services.BidRefused, services.BidConflict) as exc:
-        return _refused(session, lot, exc, bid_form=form)
+        return _refused(session, lot_id, exc, bid_form=form)
     commit(session)
     if not result.replayed:
-        flash(_bid_flash(lot, result), "success")
-    return redirect(_safe_next(form.next.data, lot.id))
+        flash(_bid_flash(result), "success")
+    return redirect(_safe_next(form.next.data, lot_id))
 
 
-def _bid_flash(lot: Lot, result: services.BidResult) -> str:
-    if lot.sale_mode is SaleMode.TENDER:
+def _bid_flash(result: services.BidResult) -> str:
+    if result.bid.seal_nonce is not None:  # a sealed tender bid
         return _("Your sealed bid is recorded. Nobody sees it before the close.")
     if result.extended_to is not None:
         return _(
@@ -206,7 +206,7 @@ def _bid_flash(lot: Lot, result: services.BidResult) -> str:
     return _("Your bid is placed.")
 
 
-def _refused(session: Session, lot: Lot, exc: DomainError, **forms: Any):  # type: ignore[no-untyped-def]
+def _refused(session: Session, lot_id: int, exc: DomainError, **forms: Any):  # type: ignore[no-untyped-def]
     if getattr(exc, "keep", False):
         commit(session)  # keep the audit record of a refusal of consequence
     else:
@@ -216,7 +216,8 @@ def _refused(session: Session, lot: Lot, exc: DomainError, **forms: Any):  # typ
         attach_errors(form, exc)
     else:
         flash(str(exc.message), "warning")
-    return _lot_page(session, session.get(Lot, lot.id) or lot, exc.status, **forms)
+    lot = queries.visible_lot(session, current_actor(), lot_id)
+    return _lot_page(session, lot, exc.status, **forms)
 
 
 @bp.route("/lots/<int:lot_id>/buy", methods=["POST"])
@@ -224,22 +225,22 @@ def _refused(session: Session, lot: Lot, exc: DomainError, **forms: Any):  # typ
 @_rate_limited
 def buy_now(lot_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
-    lot = queries.visible_lot(session, current_actor(), lot_id)
     form = BuyForm(prefix="trade")
     if not form.validate_on_submit():
+        lot = queries.visible_lot(session, current_actor(), lot_id)
         return _lot_page(session, lot, 422, buy_form=form)
     try:
         award = services.buy_now(
             session,
             current_actor(),
-            lot.id,
+            lot_id,
             form.quantity.data,
             form.end_use.data,
             idempotency_key=(form.key.data or None),
             seen_remaining=decimal_or_none(form.seen_remaining.data),
         )
     except (services.BidRefused, services.BidConflict) as exc:
-        return _refused(session, lot, exc, buy_form=form)
+        return _refused(session, lot_id, exc, buy_form=form)
     commit(session)
     flash(
         _(
@@ -249,7 +250,7 @@ def buy_now(lot_id: int):  # type: ignore[no-untyped-def]
         ),
         "success",
     )
-    return redirect(_safe_next(form.next.data, lot.id))
+    return redirect(_safe_next(form.next.data, lot_id))
 
 
 @bp.route("/bids/<int:bid_id>/withdraw", methods=["POST"])

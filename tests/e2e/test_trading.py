@@ -59,8 +59,13 @@ def trading_server(tmp_path_factory):
             title_en="Binzhou Bayer red mud (disposal auction)",
         )
         fixed = buy_now_lot(
-            s, binzhou, quantity="5000", min_order="200", price="-20.00",
-            title_zh="滨州赤泥滤饼（一口价）", title_en="Binzhou filter cake (buy now)",
+            s,
+            binzhou,
+            quantity="5000",
+            min_order="200",
+            price="-20.00",
+            title_zh="滨州赤泥滤饼（一口价）",
+            title_en="Binzhou filter cake (buy now)",
         )
         ids = {"auction": auction.id, "buy_now": fixed.id}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -78,16 +83,20 @@ def _page(browser, accept: str, viewport: dict[str, int]):
     errors: list[str] = []  # CSP violations, script errors, failed requests (not the favicon)
     page.on(
         "console",
-        lambda m: errors.append(m.text)
-        if m.type == "error" and "Failed to load resource" not in m.text
-        else None,
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None
+        ),
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status >= 500 or (r.status == 404 and not r.url.endswith("/favicon.ico"))
-        else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 500 or (r.status == 404 and not r.url.endswith("/favicon.ico"))
+            else None
+        ),
     )
     page.on("dialog", lambda d: d.accept())  # the bid confirmation (total in words)
     return context, page, errors
