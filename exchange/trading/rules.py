@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from exchange.listings.rules import SaleMode
 from exchange.trading.allocation import (
@@ -423,18 +423,25 @@ def provisional_winners(terms: AuctionTerms, live_bids: Iterable[BidView]) -> fr
 
 
 def position_changes(
-    before: frozenset[int], after: frozenset[int], live_ids: Iterable[int]
+    before: frozenset[int],
+    after: frozenset[int],
+    live_before: Iterable[int],
+    live_after: Iterable[int],
 ) -> tuple[frozenset[int], frozenset[int]]:
-    """``(outbid, now_winning)``: live bids that left, or joined, the provisional winners."""
-    live = frozenset(live_ids)
-    return (before - after) & live, (after - before) & live
+    """``(outbid, winning_again)`` between two sets of provisional winners.
+
+    Outbid: still live but no longer winning. Winning again: live before and after, and
+    winning only after (a brand-new bid is not "winning again").
+    """
+    still = frozenset(live_after)
+    return (before - after) & still, (after - before) & still & frozenset(live_before)
 
 
 def first_grid_price(terms: AuctionTerms, at_least: Decimal) -> Decimal:
     """The lowest price on the increment grid that is at least ``at_least`` (and the start)."""
     if at_least <= terms.start_price:
         return terms.start_price
-    steps = -((terms.start_price - at_least) // terms.min_increment)  # ceiling division
+    steps = ((at_least - terms.start_price) / terms.min_increment).to_integral_value(ROUND_CEILING)
     return terms.start_price + steps * terms.min_increment
 
 

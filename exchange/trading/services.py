@@ -441,7 +441,9 @@ def _position_notices(
     """Tell bidders whose provisional position changed (outbid, or winning again)."""
     was = rules.provisional_winners(terms, before)
     now_in = rules.provisional_winners(terms, after)
-    outbid, winning = rules.position_changes(was, now_in, (v.id for v in after))
+    outbid, winning = rules.position_changes(
+        was, now_in, (v.id for v in before), (v.id for v in after)
+    )
     companies = {v.id: v.company_id for v in after}
     notices = [
         Notice(companies[i], kind, users.get(i), bid_id=i)

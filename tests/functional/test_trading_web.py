@@ -409,3 +409,14 @@ def test_bids_are_rate_limited_per_company(tmp_path):
         statuses.append(client.post(f"/trading/lots/{lot_id}/bid", data=data).status_code)
     assert statuses == [302, 302, 429]
     app.extensions["exchange.engine"].dispose()
+
+
+def test_a_lot_page_opened_after_the_close_never_shows_it_open(client, db, world):
+    lot = world["auction"]
+    lot.closes_at = utcnow() - dt.timedelta(seconds=5)  # due, but the closing job has not run
+    db.flush()
+    as_(client, world, BUYER)
+    page = client.get(f"/trading/lots/{lot.id}").get_data(as_text=True)
+    assert 'data-phase="closing"' in page
+    assert f'action="/trading/lots/{lot.id}/bid"' not in page
+    assert client.get(f"/trading/lots/{lot.id}/state").json["open"] is False

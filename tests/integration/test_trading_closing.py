@@ -348,3 +348,29 @@ def test_awards_after_close_equal_the_allocation_of_the_stored_bids(db, plans, r
     finally:
         nested.rollback()
         db.expunge_all()  # SQLite reuses the rolled-back ids: forget the old objects
+
+
+# --- the periodic jobs ---------------------------------------------------------------------------
+
+
+def test_the_jobs_close_due_lots_and_email_notices_with_nobody_watching(app, db):
+    from exchange.jobs import periodic_jobs
+    from exchange.trading import tasks
+
+    assert {"trading-close", "trading-notices"} <= {job.name for job in periodic_jobs(app)}
+    now = dt.datetime.now(dt.UTC)
+    lot = auction_lot(
+        db, opens_at=now - dt.timedelta(hours=2), closes_at=now - dt.timedelta(minutes=1)
+    )
+    (_a, owner_a, a), (_b, owner_b, b) = bidder(db), bidder(db)
+    place(db, a, lot, "100.00", "60", at=now - dt.timedelta(hours=1))
+    place(db, b, lot, "100.00", "60", at=now - dt.timedelta(minutes=30))
+    db.flush()
+    with app.app_context():  # a job: no request, no user
+        assert tasks.close_due(app) == 1
+        assert tasks.close_due(app) == 0
+        assert tasks.email_trade_notices(app) >= 2
+    db.expire_all()
+    assert db.get(type(lot), lot.id).status is LotStatus.AWARDED
+    recipients = set(db.scalars(select(EmailMessage.recipient)))
+    assert {owner_a.email, owner_b.email} <= recipients

@@ -91,8 +91,8 @@ def unlocked(monkeypatch) -> None:
     """The control: take away the lot row lock (and the audit chain, which would otherwise
     turn the race into constraint errors instead of the lost updates it measures)."""
     monkeypatch.setattr(lots, "locked", lambda query: query)
-    for module in (services, closing):
-        monkeypatch.setattr(module, "record_event", lambda *a, **k: None)
+    monkeypatch.setattr(services, "record_event", lambda *a, **k: None)
+    monkeypatch.setattr(closing, "record_events", lambda *a, **k: None)
 
 
 # --- buy-now: never oversold ---------------------------------------------------------------
