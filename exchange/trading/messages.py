@@ -59,6 +59,21 @@ BID_STATUS_LABELS: Mapping[BidStatus, object] = {
 }
 
 
+def end_use_name(code: str) -> str:
+    """The end use's name in the current language (the code itself if unknown)."""
+    from flask import has_request_context
+    from flask_babel import get_locale
+
+    from exchange.catalog.materials import END_USES, EndUse
+
+    try:
+        info = END_USES[EndUse(code)]
+    except ValueError:
+        return code
+    zh = has_request_context() and str(get_locale()).startswith("zh")
+    return info.name_zh if zh else info.name_en
+
+
 def refusal_text(refusal: Refusal, **overrides: str) -> str:
     """The refusal in the current language; ``overrides`` replace parameters (e.g. local times)."""
     params = {**refusal.params, **overrides}

@@ -37,7 +37,7 @@ from exchange.trading.lots import (
     trading_company,
     view,
 )
-from exchange.trading.messages import refusal_text
+from exchange.trading.messages import end_use_name, refusal_text
 from exchange.trading.models import Award, Bid, LotClosing, NoticeKind
 from exchange.trading.notices import Notice, add_notices
 from exchange.trading.rules import BidStatus, Refusal, RefusalCode, SaleMode
@@ -115,7 +115,8 @@ def _check_end_use(
             lot.id,
             {"code": RefusalCode.END_USE_BLOCKED.value, "end_use": end_use, "reason": reason},
         )
-        _refuse([rules.refusal(RefusalCode.END_USE_BLOCKED, "end_use", end_use=end_use)], keep=True)
+        blocked = rules.refusal(RefusalCode.END_USE_BLOCKED, "end_use", end_use=end_use)
+        _refuse([blocked], keep=True, end_use=end_use_name(end_use))
 
 
 def _check_not_own(session: Session, actor: Actor, lot: Lot, company_id: int, kind: str) -> None:

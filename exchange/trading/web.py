@@ -118,7 +118,7 @@ def trade_forms(
             form.price.data = state.minimum_next
     form.end_use.choices = _end_use_choices(state)
     form.next.data = form.next.data or request.path
-    return {"form": form, "withdraw": ConfirmForm()}
+    return {"form": form}
 
 
 def cny(value: Decimal | None) -> str:
@@ -143,14 +143,14 @@ def _register(state: Any) -> None:
 # --- pages --------------------------------------------------------------------------------------
 
 
-def _lot_page(session: Session, lot: Lot, status: int = 200, **forms: Any):  # type: ignore[no-untyped-def]
+def _lot_page(lot: Lot, status: int = 200, **forms: Any):  # type: ignore[no-untyped-def]
     return render_template("trading/lot.html", lot=lot, **forms), status
 
 
 @bp.route("/lots/<int:lot_id>")
 def lot(lot_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
-    return _lot_page(session, queries.visible_lot(session, current_actor(), lot_id))
+    return _lot_page(queries.visible_lot(session, current_actor(), lot_id))
 
 
 @bp.route("/lots/<int:lot_id>/state")
@@ -173,7 +173,7 @@ def place_bid(lot_id: int):  # type: ignore[no-untyped-def]
     form = BidForm(prefix="trade")
     if not form.validate_on_submit():
         lot = queries.visible_lot(session, current_actor(), lot_id)
-        return _lot_page(session, lot, 422, bid_form=form)
+        return _lot_page(lot, 422, bid_form=form)
     try:
         result = services.place_bid(
             session,
@@ -217,7 +217,7 @@ def _refused(session: Session, lot_id: int, exc: DomainError, **forms: Any):  # 
     else:
         flash(str(exc.message), "warning")
     lot = queries.visible_lot(session, current_actor(), lot_id)
-    return _lot_page(session, lot, exc.status, **forms)
+    return _lot_page(lot, exc.status, **forms)
 
 
 @bp.route("/lots/<int:lot_id>/buy", methods=["POST"])
@@ -228,7 +228,7 @@ def buy_now(lot_id: int):  # type: ignore[no-untyped-def]
     form = BuyForm(prefix="trade")
     if not form.validate_on_submit():
         lot = queries.visible_lot(session, current_actor(), lot_id)
-        return _lot_page(session, lot, 422, buy_form=form)
+        return _lot_page(lot, 422, buy_form=form)
     try:
         award = services.buy_now(
             session,
