@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.listings.web import admin_bp as lots_admin_bp
     from exchange.listings.web import bp as listings_bp
     from exchange.notifications.web import bp as notifications_bp
+    from exchange.trading.web import bp as trading_bp
     from exchange.web import bp as site_bp
 
     app.register_blueprint(site_bp)
@@ -54,6 +55,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(listings_bp)
     app.register_blueprint(lots_admin_bp)
     app.register_blueprint(producer_lots_bp)
+    app.register_blueprint(trading_bp)
 
     from exchange import handlers
 

@@ -88,6 +88,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LISTINGS_AUTO_PUBLISH": _bool("LISTINGS_AUTO_PUBLISH", False),
         "LISTINGS_MAX_UPLOAD_BYTES": int(os.environ.get("LISTINGS_MAX_UPLOAD_BYTES", "10000000")),
         "UPLOAD_DIR": os.environ.get("UPLOAD_DIR", str(INSTANCE / "uploads")),
+        # Trading: contract signature window after an award, the producer's window to accept
+        # bids below the reserve, how often due lots are closed, bids per company (Flask-Limiter).
+        "TRADING_SIGNATURE_HOURS": int(os.environ.get("TRADING_SIGNATURE_HOURS", "48")),
+        "TRADING_RESERVE_DECISION_HOURS": int(
+            os.environ.get("TRADING_RESERVE_DECISION_HOURS", "48")
+        ),
+        "TRADING_CLOSE_SECONDS": int(os.environ.get("TRADING_CLOSE_SECONDS", "5")),
+        "TRADING_CLOSE_BATCH": int(os.environ.get("TRADING_CLOSE_BATCH", "200")),
+        "TRADING_NOTICE_SECONDS": int(os.environ.get("TRADING_NOTICE_SECONDS", "30")),
+        "TRADING_BID_RATE_LIMIT": os.environ.get(
+            "TRADING_BID_RATE_LIMIT", "30 per minute;600 per hour"
+        ),
+        "TRADING_POLL_SECONDS": int(os.environ.get("TRADING_POLL_SECONDS", "3")),
         "TESTING": False,
     }
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"

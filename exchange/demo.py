@@ -219,7 +219,69 @@ def load(session: Session) -> bool:
         )
         created = True
     created = load_listings(session) or created
+    # Trading demo data needs lots: keep this after the lots loader.
+    created = load_trading_demo(session) or created
     created = load_contracts(session) or created
+    return created
+
+
+#: Demo buyers that bid on open demo auctions: (company key, end use, quantity share).
+TRADING_BIDDERS = [
+    ("tangshan", "steel", "0.4"),
+    ("zibo", "cement_iron_corrective", "0.3"),
+    ("zhengzhou", "bricks_ceramics", "0.3"),
+]
+
+
+def load_trading_demo(session: Session) -> bool:
+    """A few bids by the demo buyers on the demo producers' open auctions, if there are any.
+
+    Idempotent: each bid carries a fixed idempotency key, so a second run replays instead of
+    bidding again. Bids the rules refuse (lot not open, end use gated...) are skipped.
+    """
+    from exchange.accounts.services import actor_for
+    from exchange.errors import DomainError
+    from exchange.listings.models import Lot
+    from exchange.trading import services
+    from exchange.trading.lots import live_bids, terms_of, view
+    from exchange.trading.rules import SaleMode, minimum_next_price
+
+    producers = [c[3] for c in COMPANIES if c[4]]
+    lots = session.scalars(
+        select(Lot)
+        .join(Company, Company.id == Lot.producer_id)
+        .where(
+            Company.uscc.in_(producers),
+            Lot.sale_mode == SaleMode.AUCTION,
+            Lot.status == "published",
+            Lot.closes_at > utcnow(),
+        )
+        .order_by(Lot.id)
+        .limit(5)
+    ).all()
+    created = False
+    for lot in lots:
+        for key, end_use, share in TRADING_BIDDERS:
+            user = session.scalar(select(User).where(User.email == _email(key)))
+            if user is None or user.membership is None:
+                continue
+            live = [view(b) for b in live_bids(session, lot.id)]
+            minimum = minimum_next_price(terms_of(lot), live)
+            quantity = max(lot.min_order, (lot.quantity * Decimal(share)).quantize(Decimal(1)))
+            try:
+                with session.begin_nested():
+                    result = services.place_bid(
+                        session,
+                        actor_for(user, None),
+                        lot.id,
+                        minimum,
+                        min(quantity, lot.quantity),
+                        end_use,
+                        idempotency_key=f"demo-{lot.id}-{key}",
+                    )
+            except DomainError:
+                continue
+            created = created or not result.replayed
     return created
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_datetime, format_decimal, get_locale
 from flask_login import current_user
 
@@ -14,6 +14,8 @@ from exchange.extensions import babel
 
 def select_locale() -> str:
     """The user's explicit choice, then their saved preference, then the browser's."""
+    if not has_request_context():  # jobs and CLI: services may still format messages
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     languages = list(current_app.config["LANGUAGES"])
     if request.path.startswith("/api/"):  # the API ignores browser sessions: the header decides
         return _from_browser()

@@ -49,6 +49,49 @@ def _lapse_contracts(app: Flask) -> object:
         return lapse_overdue(session, SYSTEM)
 
 
+def _draw_contracts(app: Flask) -> object:
+    """Every open award (buy-now, allocation at close, award ladder) gets its contract.
+
+    Trading sits below contracts, so it cannot call contracts itself; this job wires the two.
+    Each award is drawn in its own transaction so one failure does not hold up the others.
+    """
+    from sqlalchemy import select
+
+    from exchange.actor import SYSTEM
+    from exchange.contracts.models import Contract
+    from exchange.contracts.services import create_contract_from_award
+    from exchange.errors import DomainError
+    from exchange.trading.models import Award, AwardStatus
+
+    with session_scope(app) as session:
+        pending = session.scalars(
+            select(Award.id)
+            .where(Award.status == AwardStatus.OPEN, ~Award.id.in_(select(Contract.award_id)))
+            .order_by(Award.id)
+            .limit(200)
+        ).all()
+    drawn = []
+    for award_id in pending:
+        try:
+            with session_scope(app) as session:
+                drawn.append(create_contract_from_award(session, SYSTEM, award_id).id)
+        except DomainError:
+            app.logger.info("award %s: no contract drawn", award_id)
+    return drawn
+
+
+def _close_due_lots(app: Flask) -> object:
+    from exchange.trading.tasks import close_due
+
+    return close_due(app)
+
+
+def _email_trade_notices(app: Flask) -> object:
+    from exchange.trading.tasks import email_trade_notices
+
+    return email_trade_notices(app)
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
     return [
@@ -57,6 +100,9 @@ def periodic_jobs(app: Flask) -> list[PeriodicJob]:
         PeriodicJob(
             "contracts-lapse", app.config.get("CONTRACT_LAPSE_SECONDS", 60), _lapse_contracts
         ),
+        PeriodicJob("contracts-from-awards", 10, _draw_contracts),
+        PeriodicJob("trading-close", app.config["TRADING_CLOSE_SECONDS"], _close_due_lots),
+        PeriodicJob("trading-notices", app.config["TRADING_NOTICE_SECONDS"], _email_trade_notices),
     ]
 
 

@@ -5,16 +5,12 @@ Same discipline as ``services``: the contract row lock, rules, audit event, no c
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
-
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require_verified_company
-from exchange.actor import Actor
+from exchange.actor import SYSTEM, Actor
 from exchange.audit.services import record_event
 from exchange.contracts.actions import Action
 from exchange.contracts.models import Contract, Side
@@ -22,7 +18,6 @@ from exchange.contracts.rules import ContractEvent, ContractStatus
 from exchange.contracts.services import (
     CORRECT_FIELDS,
     ENTITY,
-    lock_award,
     lock_contract,
     notify_parties,
     require_action,
@@ -31,21 +26,9 @@ from exchange.contracts.services import (
 )
 from exchange.db import utcnow
 from exchange.errors import ValidationError
-from exchange.trading.models import AwardStatus
+from exchange.trading.ladder import award_lapsed
 
 # --- lapse ------------------------------------------------------------------------------------
-
-
-def _trading_hook(name: str) -> Callable[..., Any] | None:
-    # Trading is built in another branch; once merged, its ``award_lapsed`` moves the award
-    # ladder. Looked up at call time so this context works (and is tested) without it.
-    # TODO(lead): after the merge, call exchange.trading.services.award_lapsed directly.
-    try:
-        module = importlib.import_module("exchange.trading.services")
-    except ImportError:
-        return None
-    hook: Callable[..., Any] | None = getattr(module, name, None)
-    return hook
 
 
 def lapse_contract(session: Session, actor: Actor, contract_id: int) -> bool:
@@ -67,11 +50,9 @@ def lapse_contract(session: Session, actor: Actor, contract_id: int) -> bool:
             "signed_sides": [s.side.value for s in contract.valid_signatures],
         },
     )
-    award = lock_award(session, contract.award_id)
-    award.status = AwardStatus.LAPSED
-    hook = _trading_hook("award_lapsed")
-    if hook is not None:
-        hook(session, actor, award.id)
+    # Trading lapses the award and passes its tonnage down the award ladder (next bids, or back
+    # to the lot for buy-now); contracts for the new awards are drawn by the awards job.
+    award_lapsed(session, SYSTEM, contract.award_id)
     notify_parties(session, contract, "lapsed")
     return True
 

@@ -8,14 +8,60 @@ every ordering here is "higher signed price first" for sales and disposals alike
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from exchange.listings.rules import SaleMode
+from exchange.trading.allocation import (
+    ZERO,
+    Allocation,
+    BidView,
+    Fill,
+    allocate,
+    award_ladder_next,
+    effective_min,
+    rank_bids,
+    require_decimal,
+)
 
-ZERO = Decimal(0)
+__all__ = [
+    "ZERO",
+    "Allocation",
+    "AuctionTerms",
+    "BidStatus",
+    "BidView",
+    "Fill",
+    "Refusal",
+    "RefusalCode",
+    "SaleMode",
+    "allocate",
+    "award_ladder_next",
+    "bid_outcome",
+    "bid_superseded_by",
+    "can_withdraw",
+    "check_price_on_grid",
+    "effective_min",
+    "extended_close",
+    "first_grid_price",
+    "is_open",
+    "marginal_price",
+    "minimum_next_price",
+    "position_changes",
+    "price_grid",
+    "provisional_winners",
+    "rank_bids",
+    "refusal",
+    "remaining_after",
+    "seal",
+    "tender_visible_to",
+    "validate_bid",
+    "validate_buy_now",
+    "value_fen",
+]
 #: Tonnes are stored as Numeric(14,3); a finer quantity would be rounded silently by the database.
 TONNE_STEP = Decimal("0.001")
 
@@ -46,6 +92,8 @@ class RefusalCode(enum.StrEnum):
     QUANTITY_ABOVE_REMAINING = "quantity_above_remaining"
     QUANTITY_TOO_PRECISE = "quantity_too_precise"
     MIN_QUANTITY_OUT_OF_RANGE = "min_quantity_out_of_range"
+    QUANTITY_REDUCED = "quantity_reduced"
+    MIN_QUANTITY_RAISED = "min_quantity_raised"
     SOLD_OUT = "sold_out"
     BID_NOT_LIVE = "bid_not_live"
     BID_WINNING = "bid_winning"
@@ -67,6 +115,8 @@ _MESSAGES: dict[RefusalCode, str] = {
     RefusalCode.QUANTITY_ABOVE_REMAINING: "Only {maximum} t remain.",
     RefusalCode.QUANTITY_TOO_PRECISE: "Quantities are in tonnes with at most 3 decimals.",
     RefusalCode.MIN_QUANTITY_OUT_OF_RANGE: "The minimum fill must be between {low} and {high} t.",
+    RefusalCode.QUANTITY_REDUCED: "A raised bid must keep at least its {minimum} t.",
+    RefusalCode.MIN_QUANTITY_RAISED: "A raised bid cannot raise its minimum fill over {maximum} t.",
     RefusalCode.SOLD_OUT: "This lot is sold out.",
     RefusalCode.BID_NOT_LIVE: "This bid is no longer live.",
     RefusalCode.BID_WINNING: "A bid cannot be withdrawn while it is winning.",
@@ -90,14 +140,6 @@ def refusal(code: RefusalCode, field_name: str | None = None, **params: object) 
     return Refusal(code, _MESSAGES[code].format(**text), text, field_name)
 
 
-def _require_decimal(holder: object, *names: str) -> None:
-    # Floats would silently corrupt money and tonnage: refuse them at the door.
-    for name in names:
-        value = getattr(holder, name)
-        if value is not None and not isinstance(value, Decimal):
-            raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
-
-
 @dataclass(frozen=True)
 class AuctionTerms:
     """The published terms of an auction or tender (the reserve stays hidden from bidders)."""
@@ -113,8 +155,8 @@ class AuctionTerms:
     min_order: Decimal
 
     def __post_init__(self) -> None:
-        _require_decimal(self, "start_price", "reserve_price", "min_increment", "lot_quantity")
-        _require_decimal(self, "min_order")
+        require_decimal(self, "start_price", "reserve_price", "min_increment", "lot_quantity")
+        require_decimal(self, "min_order")
         if self.min_increment <= 0:
             raise ValueError("min_increment must be positive")
         if not ZERO < self.min_order <= self.lot_quantity:
@@ -125,36 +167,6 @@ class AuctionTerms:
             raise ValueError("need opens_at < closes_at <= hard_close_at")
         if self.anti_snipe_minutes < 0:
             raise ValueError("anti_snipe_minutes must be >= 0")
-
-
-@dataclass(frozen=True)
-class BidView:
-    """What the rules need to know about one live bid."""
-
-    id: int
-    company_id: int
-    price: Decimal  #: signed, per tonne
-    quantity: Decimal
-    placed_at: datetime
-    #: The smallest partial fill the bidder accepts; None means the lot's minimum order.
-    min_quantity: Decimal | None = None
-
-    def __post_init__(self) -> None:
-        _require_decimal(self, "price", "quantity", "min_quantity")
-
-
-def rank_bids(bids: Iterable[BidView]) -> list[BidView]:
-    """Bids in allocation order: signed price descending, then placed_at, then id ascending."""
-    return sorted(bids, key=lambda b: (-b.price, b.placed_at, b.id))
-
-
-def effective_min(bid: BidView, min_order: Decimal | None) -> Decimal:
-    """The smallest fill ``bid`` accepts: its own minimum, else ``min_order``, else all of it.
-
-    Never more than the bid's quantity, so a full fill is always acceptable.
-    """
-    floor = bid.min_quantity if bid.min_quantity is not None else min_order
-    return bid.quantity if floor is None else min(floor, bid.quantity)
 
 
 def is_open(terms: AuctionTerms, now: datetime, current_close: datetime | None = None) -> bool:
@@ -224,8 +236,9 @@ def validate_bid(
     A lot that is not open or the producer's own lot is refused on that reason alone; price and
     quantity problems are all reported together. ``current_close`` is the close after any
     extensions. ``replacing`` is the bidder's live bid this one revises: it is left out of the
-    ranking; in an auction the revision must raise the price by at least one increment (so a
-    revision cannot back out of a winning position). In a sealed tender the minimum is the start
+    ranking; in an auction the revision must raise the price by at least one increment and may
+    neither shrink the quantity nor raise the minimum fill (so a revision cannot back out of a
+    winning position). In a sealed tender the minimum is the start
     price, since a minimum derived from hidden bids would reveal them. Company verification,
     end-use gates and rate limits are checked by the service with the same codes.
 
@@ -256,15 +269,36 @@ def validate_bid(
         grid = {"start": terms.start_price, "increment": terms.min_increment}
         found.append(refusal(RefusalCode.PRICE_OFF_GRID, "price", **grid))
     if mode is SaleMode.AUCTION and replacing is not None:
-        raised = replacing.price + terms.min_increment
-        if price < raised:
-            found.append(refusal(RefusalCode.PRICE_NOT_RAISED, "price", minimum=raised))
+        found += _revision_refusals(terms, replacing, price, quantity, min_quantity)
     found += _quantity_refusals(
         quantity, terms.min_order, terms.lot_quantity, RefusalCode.QUANTITY_ABOVE_LOT
     )
     if min_quantity is not None and not terms.min_order <= min_quantity <= quantity:
         span = {"low": terms.min_order, "high": quantity}
         found.append(refusal(RefusalCode.MIN_QUANTITY_OUT_OF_RANGE, "min_quantity", **span))
+    return found
+
+
+def _revision_refusals(
+    terms: AuctionTerms,
+    replacing: BidView,
+    price: Decimal,
+    quantity: Decimal,
+    min_quantity: Decimal | None,
+) -> list[Refusal]:
+    # Raising is the only revision an auction allows: a lower price, a smaller quantity or a
+    # larger minimum fill would each let a winning bidder back out of part of its commitment,
+    # which the withdrawal rule forbids.
+    found = []
+    raised = replacing.price + terms.min_increment
+    if price < raised:
+        found.append(refusal(RefusalCode.PRICE_NOT_RAISED, "price", minimum=raised))
+    if quantity < replacing.quantity:
+        found.append(refusal(RefusalCode.QUANTITY_REDUCED, "quantity", minimum=replacing.quantity))
+    old_min = effective_min(replacing, terms.min_order)
+    new_min = min(min_quantity if min_quantity is not None else terms.min_order, quantity)
+    if new_min > old_min:
+        found.append(refusal(RefusalCode.MIN_QUANTITY_RAISED, "min_quantity", maximum=old_min))
     return found
 
 
@@ -285,132 +319,6 @@ def extended_close(terms: AuctionTerms, current_close: datetime, accepted_at: da
     if not window or accepted_at < current_close - window:
         return current_close
     return min(max(current_close, accepted_at + window), terms.hard_close_at)
-
-
-@dataclass(frozen=True)
-class Fill:
-    """The tonnage one bid receives, at its own price (pay-your-bid)."""
-
-    bid_id: int
-    company_id: int
-    price: Decimal
-    quantity: Decimal
-
-    @property
-    def value(self) -> Decimal:
-        """Signed value: price x quantity (negative for a disposal)."""
-        return self.price * self.quantity
-
-
-@dataclass(frozen=True)
-class Allocation:
-    """The outcome of an allocation."""
-
-    fills: tuple[Fill, ...]  #: every bid, in ranking order, zero fills included
-    unallocated: Decimal
-    total_value: Decimal  #: signed sum of price x filled quantity
-    #: False when the reserve kept some tonnage from bids that would otherwise have won it.
-    reserve_met: bool = True
-    #: When the reserve is not met: the allocation if the producer accepts below the reserve.
-    if_below_reserve_accepted: Allocation | None = None
-
-    @property
-    def winners(self) -> tuple[Fill, ...]:
-        """The fills with a positive quantity."""
-        return tuple(f for f in self.fills if f.quantity > 0)
-
-    def filled(self, bid_id: int) -> Decimal:
-        """The quantity allocated to ``bid_id`` (zero if it was not considered)."""
-        return next((f.quantity for f in self.fills if f.bid_id == bid_id), ZERO)
-
-
-def _fill(
-    quantity: Decimal,
-    ranked: Iterable[BidView],
-    min_order: Decimal | None,
-    floor_price: Decimal | None,
-) -> tuple[tuple[Fill, ...], Decimal]:
-    remaining, fills = quantity, []
-    for bid in ranked:
-        take = ZERO
-        if floor_price is None or bid.price >= floor_price:
-            if remaining >= bid.quantity:
-                take = bid.quantity
-            elif remaining >= effective_min(bid, min_order):
-                take = remaining
-            # Otherwise the bid gets nothing and we go on: a smaller, lower bid may still use
-            # tonnage that this bidder refuses to take in so small a part.
-        remaining -= take
-        fills.append(Fill(bid.id, bid.company_id, bid.price, take))
-    return tuple(fills), remaining
-
-
-def allocate(
-    lot_quantity: Decimal,
-    bids: Iterable[BidView],
-    reserve_price: Decimal | None = None,
-    *,
-    min_order: Decimal | None = None,
-) -> Allocation:
-    """Allocate a lot at close: by price, then time, pay-your-bid.
-
-    Each bid in ranking order is filled in full while enough remains; otherwise it gets the rest
-    if that is at least its minimum (``effective_min``), else nothing, and allocation continues
-    with the next bid. Bids below ``reserve_price`` get nothing; when that cost them tonnage,
-    ``reserve_met`` is False and ``if_below_reserve_accepted`` holds the allocation without
-    the reserve. No bids at all is not a reserve failure: the lot is simply unallocated.
-
-    Raises ValueError for a non-positive lot quantity or duplicate bid ids.
-    """
-    bids = list(bids)
-    if lot_quantity <= 0:
-        raise ValueError("lot_quantity must be positive")
-    if len({b.id for b in bids}) != len(bids):
-        raise ValueError("duplicate bid ids")
-    fills, rest = _fill(lot_quantity, rank_bids(bids), min_order, reserve_price)
-    result = Allocation(fills, rest, sum((f.value for f in fills), ZERO))
-    if reserve_price is None:
-        return result
-    free = allocate(lot_quantity, bids, min_order=min_order)
-    if all(f.price >= reserve_price for f in free.winners):
-        return result
-    return Allocation(fills, rest, result.total_value, False, free)
-
-
-def bid_outcome(bid: BidView, filled: Decimal) -> BidStatus:
-    """WON for a full fill, PARTIALLY_WON for part of it, LOST for nothing."""
-    if filled <= 0:
-        return BidStatus.LOST
-    return BidStatus.WON if filled >= bid.quantity else BidStatus.PARTIALLY_WON
-
-
-def award_ladder_next(
-    awards: Iterable[Fill],
-    lapsed_bid_ids: Collection[int],
-    bids: Iterable[BidView],
-    *,
-    reserve_price: Decimal | None = None,
-    min_order: Decimal | None = None,
-) -> tuple[Fill, ...]:
-    """Pass the tonnage of lapsed awards down the ladder; returns the new awards (maybe none).
-
-    ``awards`` is every award made on the lot so far (the allocation's winners and earlier
-    ladder steps, lapsed ones included) so no bid is awarded twice; ``lapsed_bid_ids`` are the
-    awards that lapsed now, whose tonnage is freed. The freed tonnage goes to the bids never
-    awarded, in the same order and with the same minimum-fill rule as ``allocate``; a bidder
-    that was partly filled is not topped up (its contract is already drawn). Pass
-    ``reserve_price`` unless the producer accepted below the reserve.
-
-    Raises ValueError if a lapsed id is not among ``awards``.
-    """
-    awards = list(awards)
-    awarded = {a.bid_id for a in awards if a.quantity > 0}
-    if not set(lapsed_bid_ids) <= awarded:
-        raise ValueError("only awarded bids can lapse")
-    freed = sum((a.quantity for a in awards if a.bid_id in lapsed_bid_ids), ZERO)
-    candidates = rank_bids(b for b in bids if b.id not in awarded)
-    fills, _ = _fill(freed, candidates, min_order, reserve_price)
-    return tuple(f for f in fills if f.quantity > 0)
 
 
 def bid_superseded_by(live_bids: Iterable[BidView], company_id: int) -> BidView | None:
@@ -467,6 +375,13 @@ def remaining_after(remaining: Decimal, quantity: Decimal) -> Decimal:
     return remaining - quantity
 
 
+def bid_outcome(bid: BidView, filled: Decimal) -> BidStatus:
+    """WON for a full fill, PARTIALLY_WON for part of it, LOST for nothing."""
+    if filled <= 0:
+        return BidStatus.LOST
+    return BidStatus.WON if filled >= bid.quantity else BidStatus.PARTIALLY_WON
+
+
 def can_withdraw(
     bid: BidView,
     live_bids: Sequence[BidView],
@@ -492,3 +407,64 @@ def can_withdraw(
         if provisional.filled(bid.id) > 0:
             return False, refusal(RefusalCode.BID_WINNING)
     return True, None
+
+
+# --- positions, grid and display helpers ---------------------------------------------------------
+
+
+def provisional_winners(terms: AuctionTerms, live_bids: Iterable[BidView]) -> frozenset[int]:
+    """Ids of the live bids that would get tonnage if the auction closed now.
+
+    Like ``can_withdraw``, this ignores the hidden reserve, so the positions shown to bidders
+    cannot be used to probe it.
+    """
+    provisional = allocate(terms.lot_quantity, live_bids, min_order=terms.min_order)
+    return frozenset(f.bid_id for f in provisional.winners)
+
+
+def position_changes(
+    before: frozenset[int],
+    after: frozenset[int],
+    live_before: Iterable[int],
+    live_after: Iterable[int],
+) -> tuple[frozenset[int], frozenset[int]]:
+    """``(outbid, winning_again)`` between two sets of provisional winners.
+
+    Outbid: still live but no longer winning. Winning again: live before and after, and
+    winning only after (a brand-new bid is not "winning again").
+    """
+    still = frozenset(live_after)
+    return (before - after) & still, (after - before) & still & frozenset(live_before)
+
+
+def first_grid_price(terms: AuctionTerms, at_least: Decimal) -> Decimal:
+    """The lowest price on the increment grid that is at least ``at_least`` (and the start)."""
+    if at_least <= terms.start_price:
+        return terms.start_price
+    steps = ((at_least - terms.start_price) / terms.min_increment).to_integral_value(ROUND_CEILING)
+    return terms.start_price + steps * terms.min_increment
+
+
+def price_grid(terms: AuctionTerms, at_least: Decimal, count: int = 3) -> list[Decimal]:
+    """The next ``count`` acceptable prices from ``at_least`` up, for explaining the grid."""
+    first = first_grid_price(terms, at_least)
+    return [first + i * terms.min_increment for i in range(count)]
+
+
+def seal(nonce: str, content: Mapping[str, object]) -> str:
+    """The commitment recorded for a sealed bid: SHA-256 of the nonce and canonical content.
+
+    It is published (in the audit chain) when the bid is placed and checkable once the close
+    reveals the content and nonce, without disclosing amount or bidder before the close.
+    """
+    canonical = json.dumps(
+        {k: str(v) for k, v in content.items()}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(f"{nonce}:{canonical}".encode()).hexdigest()
+
+
+def value_fen(price: Decimal, quantity: Decimal) -> int:
+    """Signed value in fen of ``quantity`` tonnes at ``price`` per tonne, rounded half up."""
+    if not (isinstance(price, Decimal) and isinstance(quantity, Decimal)):
+        raise TypeError("price and quantity must be Decimals")
+    return int((price * quantity * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))

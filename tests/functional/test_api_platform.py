@@ -101,7 +101,9 @@ def test_read_token_is_refused_on_writes_and_nothing_is_stored(client, db, owner
     read = make_token(db, user, "read")
     before = _sites(db, company.id)
     assert client.get("/api/v1/companies/me", headers=bearer(read)).status_code == 200
-    response = client.post("/api/v1/companies/me/sites", json=SITE, headers={**bearer(read), "Accept-Language": "en"})
+    response = client.post(
+        "/api/v1/companies/me/sites", json=SITE, headers={**bearer(read), "Accept-Language": "en"}
+    )
     body = assert_error_shape(response, 403)
     assert "read" in body["message"]
     assert _sites(db, company.id) == before

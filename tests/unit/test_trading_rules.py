@@ -241,7 +241,7 @@ def test_revision_leaves_the_replaced_bid_out_of_the_minimum():
     live = [mine, bid(2, "150", "60")]
     # With the old bid counted the minimum would be 125; without it the lot is undersubscribed.
     assert minimum_next_price(make_terms(), live) == D(125)
-    refusals = check(make_terms(), live, "125", "10", replacing=mine)
+    refusals = check(make_terms(), live, "125", "40", replacing=mine)
     assert refusals == []
 
 
@@ -290,6 +290,8 @@ def test_every_refusal_code_has_a_message():
         RefusalCode.QUANTITY_ABOVE_LOT: {"maximum": 1},
         RefusalCode.QUANTITY_ABOVE_REMAINING: {"maximum": 1},
         RefusalCode.MIN_QUANTITY_OUT_OF_RANGE: {"low": 1, "high": 2},
+        RefusalCode.QUANTITY_REDUCED: {"minimum": 1},
+        RefusalCode.MIN_QUANTITY_RAISED: {"maximum": 1},
     }
     for code in RefusalCode:
         assert refusal(code, **needs.get(code, {})).message

@@ -1,0 +1,452 @@
+"""Closing lots on time, exactly once, and the producer's decision below the reserve.
+
+``close_lot`` re-reads the lot under its row lock and does nothing unless the lot is still
+published and due, so any number of workers may call it for the same lot: one closes it, the
+others find it closed (and the unique ``lot_closings.lot_id`` backs that up). On PostgreSQL
+``close_due_lots`` claims due lots with ``FOR UPDATE SKIP LOCKED`` so parallel closers share the
+work instead of queueing on the same rows; on SQLite ``BEGIN IMMEDIATE`` serialises them.
+
+A batch of lots is written with a few bulk statements (bids, awards, notices) and one audit
+event per lot, so closing thousands of lots stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.orm import Session
+
+from exchange.accounts.companies import require
+from exchange.actor import Actor
+from exchange.audit.batch import PendingEvent, record_events
+from exchange.db import utcnow
+from exchange.errors import Conflict, Forbidden
+from exchange.listings.models import Lot
+from exchange.listings.rules import LotEvent, LotStatus, SaleMode, apply
+from exchange.trading import rules
+from exchange.trading.ladder import award_lapsed
+from exchange.trading.lots import lock_lot, lock_lots
+from exchange.trading.models import Award, AwardStatus, Bid, LotClosing, NoticeKind, ReserveDecision
+from exchange.trading.notices import Notice, add_notices_for_lots
+from exchange.trading.rules import BidStatus
+from exchange.trading.services import sealed_content
+from exchange.trading.settings import TradingSettings
+
+__all__ = [
+    "award_lapsed",
+    "close_due_lots",
+    "close_lot",
+    "decide_reserve",
+    "due_lot_ids",
+    "expire_reserve_decisions",
+]
+
+_BID_COLUMNS = (
+    Bid.id,
+    Bid.lot_id,
+    Bid.company_id,
+    Bid.user_id,
+    Bid.ip,
+    Bid.price,
+    Bid.quantity,
+    Bid.min_quantity,
+    Bid.end_use,
+    Bid.placed_at,
+    Bid.status,
+    Bid.seal_nonce,
+)
+
+
+def _view(row: Row[Any]) -> rules.BidView:
+    return rules.BidView(
+        row.id, row.company_id, row.price, row.quantity, row.placed_at, row.min_quantity
+    )
+
+
+@dataclass
+class _Outcome:
+    """One lot's close or decision, computed in memory and then written in bulk."""
+
+    lot: Lot
+    closing: LotClosing
+    action: str
+    data: dict[str, Any]
+    #: True once an allocation was applied: the lot's live bids that did not win are lost.
+    allocated: bool = False
+    bid_updates: list[dict[str, Any]] = field(default_factory=list)
+    award_rows: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+
+# --- closing ------------------------------------------------------------------------------------
+
+
+def close_lot(
+    session: Session,
+    actor: Actor,
+    lot_id: int,
+    *,
+    now: dt.datetime | None = None,
+    settings: TradingSettings | None = None,
+) -> LotClosing | None:
+    """Close a due lot once: allocate (auction, tender) and award, or mark it unsold.
+
+    Returns the closing, or None when the lot is not published or not yet due (so it is safe to
+    call again or from several workers). Allocation is by price then time, pay-your-bid
+    (``rules.allocate``); when the hidden reserve kept tonnage from bids the lot waits in
+    ``closed`` for the producer's decision until ``decision_due_at``.
+    """
+    lot = lock_lot(session, lot_id)
+    if not _close(session, actor, [lot], now or utcnow(), settings):
+        return None
+    return session.scalars(
+        select(LotClosing)
+        .where(LotClosing.lot_id == lot_id)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def due_lot_ids(session: Session, now: dt.datetime, limit: int) -> list[int]:
+    """Claim up to ``limit`` published lots whose close has passed, locking them.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so a parallel closer takes other lots. SQLite ignores
+    the clause; its ``BEGIN IMMEDIATE`` already excludes any other writer.
+    """
+    return list(
+        session.scalars(
+            select(Lot.id)
+            .where(Lot.status == LotStatus.PUBLISHED, Lot.closes_at <= now)
+            .order_by(Lot.closes_at, Lot.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def close_due_lots(
+    session: Session,
+    actor: Actor,
+    *,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+    settings: TradingSettings | None = None,
+) -> int:
+    """Close one batch of due lots in this transaction; returns how many it closed."""
+    now = now or utcnow()
+    settings = settings or TradingSettings.current()
+    ids = due_lot_ids(session, now, limit or settings.close_batch)
+    if not ids:
+        return 0
+    return len(_close(session, actor, lock_lots(session, ids), now, settings))
+
+
+def _close(
+    session: Session,
+    actor: Actor,
+    lots: Sequence[Lot],
+    now: dt.datetime,
+    settings: TradingSettings | None,
+) -> list[int]:
+    """Close the given locked lots that are still published and due; returns their ids."""
+    settings = settings or TradingSettings.current()
+    due = [
+        lot
+        for lot in lots
+        if lot.status is LotStatus.PUBLISHED and lot.closes_at is not None and lot.closes_at <= now
+    ]
+    if not due:
+        return []
+    bidding = [lot.id for lot in due if lot.sale_mode is not SaleMode.BUY_NOW]
+    live: dict[int, list[Row[Any]]] = defaultdict(list)
+    if bidding:
+        for row in session.execute(
+            select(*_BID_COLUMNS)
+            .where(Bid.lot_id.in_(bidding), Bid.status == BidStatus.ACTIVE)
+            .order_by(Bid.id)
+        ):
+            live[row.lot_id].append(row)
+    revealed = _reveal([lot.id for lot in due if lot.sale_mode is SaleMode.TENDER], session)
+    outcomes = [_close_one(lot, live[lot.id], revealed, now, settings) for lot in due]
+    _write(session, actor, outcomes)
+    return [o.lot.id for o in outcomes]
+
+
+def _close_one(
+    lot: Lot,
+    bids: list[Row[Any]],
+    revealed: dict[int, list[dict[str, object]]],
+    now: dt.datetime,
+    settings: TradingSettings,
+) -> _Outcome:
+    old = lot.status
+    lot.status = apply(lot.status, LotEvent.CLOSED)
+    lot.closed_at = now
+    closing = LotClosing(
+        lot_id=lot.id,
+        sale_mode=lot.sale_mode,
+        closed_at=now,
+        lot_quantity=lot.quantity,
+        allocated_quantity=Decimal(0),
+        bid_count=len(bids),
+        reserve_met=True,
+        decision=ReserveDecision.NOT_NEEDED,
+    )
+    data: dict[str, Any] = {
+        "status": [old.value, LotStatus.CLOSED.value],
+        "closes_at": lot.closes_at,
+    }
+    outcome = _Outcome(lot, closing, "trading:lot:closed", data)
+    if lot.sale_mode is SaleMode.BUY_NOW:
+        closing.allocated_quantity = lot.quantity - lot.remaining
+        _finish(outcome, closing.allocated_quantity > 0)
+        return outcome
+    allocation = rules.allocate(
+        lot.quantity, [_view(b) for b in bids], lot.reserve_price, min_order=lot.min_order
+    )
+    data.update(bids=len(bids), reserve_met=allocation.reserve_met)
+    if lot.sale_mode is SaleMode.TENDER:
+        data["revealed"] = revealed.get(lot.id, [])
+    if allocation.reserve_met:
+        _apply(outcome, bids, allocation, now, settings)
+    else:
+        closing.reserve_met = False
+        closing.decision = ReserveDecision.PENDING
+        closing.decision_due_at = now + dt.timedelta(hours=settings.reserve_decision_hours)
+        data["decision_due_at"] = closing.decision_due_at
+        outcome.notices.append(Notice(lot.producer_id, NoticeKind.RESERVE_DECISION))
+    return outcome
+
+
+def _reveal(lot_ids: list[int], session: Session) -> dict[int, list[dict[str, object]]]:
+    """Every sealed bid of each tender with its nonce, so each commitment can be checked."""
+    found: dict[int, list[dict[str, object]]] = defaultdict(list)
+    if not lot_ids:
+        return found
+    rows = session.execute(select(*_BID_COLUMNS).where(Bid.lot_id.in_(lot_ids)).order_by(Bid.id))
+    for b in rows:
+        found[b.lot_id].append(
+            {**sealed_content(b), "status": b.status.value, "nonce": b.seal_nonce}
+        )
+    return found
+
+
+def _apply(
+    outcome: _Outcome,
+    bids: Sequence[Row[Any]],
+    allocation: rules.Allocation,
+    now: dt.datetime,
+    settings: TradingSettings,
+) -> None:
+    """Bid outcomes, awards and notices for an allocation; the lot ends awarded or unsold."""
+    lot = outcome.lot
+    by_id = {b.id: b for b in bids}
+    sign_by = now + dt.timedelta(hours=settings.signature_hours)
+    outcome.allocated = True
+    for fill in allocation.fills:
+        bid = by_id[fill.bid_id]
+        status = rules.bid_outcome(_view(bid), fill.quantity)
+        if fill.quantity > 0:  # the others are marked lost in one statement (see _write)
+            outcome.bid_updates.append(
+                {
+                    "id": bid.id,
+                    "status": status,
+                    "filled_quantity": fill.quantity,
+                    "updated_at": now,
+                }
+            )
+        won = fill.quantity > 0
+        kind = NoticeKind.WON if won else NoticeKind.LOST
+        outcome.notices.append(Notice(bid.company_id, kind, bid.user_id, bid.id))
+        if won:
+            outcome.award_rows.append(
+                {
+                    "lot_id": lot.id,
+                    "buyer_id": bid.company_id,
+                    "bid_id": bid.id,
+                    "source": lot.sale_mode.value,
+                    "quantity": fill.quantity,
+                    "price": bid.price,
+                    "currency": lot.currency,
+                    "end_use": bid.end_use,
+                    "status": AwardStatus.OPEN,
+                    "sign_by": sign_by,
+                }
+            )
+    allocated = lot.quantity - allocation.unallocated
+    lot.remaining = allocation.unallocated
+    outcome.closing.allocated_quantity = allocated
+    outcome.data.update(allocated=allocated, unallocated=allocation.unallocated)
+    outcome.notices.append(Notice(lot.producer_id, NoticeKind.CLOSED))
+    _finish(outcome, bool(outcome.award_rows))
+
+
+def _finish(outcome: _Outcome, awarded: bool) -> None:
+    lot = outcome.lot
+    lot.status = apply(lot.status, LotEvent.AWARDED if awarded else LotEvent.UNSOLD)
+    outcome.data["status"] = [outcome.data["status"][0], lot.status.value]
+    outcome.data["remaining"] = lot.remaining
+
+
+def _closing_row(closing: LotClosing) -> dict[str, Any]:
+    columns = LotClosing.__table__.columns.keys()
+    return {name: getattr(closing, name) for name in columns if name != "id"}
+
+
+def _write(session: Session, actor: Actor, outcomes: Iterable[_Outcome]) -> None:
+    """Write a batch of outcomes: bulk bids, awards and notices, then one audit event per lot."""
+    outcomes = list(outcomes)
+    new = [_closing_row(o.closing) for o in outcomes if o.closing.id is None]
+    if new:
+        session.connection().execute(insert(LotClosing.__table__), new)
+    now = max(o.closing.decided_at or o.closing.closed_at for o in outcomes)
+    updates = [u for o in outcomes for u in o.bid_updates]
+    if updates:
+        session.execute(update(Bid), updates)
+    decided = [o.lot.id for o in outcomes if o.allocated]
+    if decided:
+        session.execute(
+            update(Bid)
+            .where(Bid.lot_id.in_(decided), Bid.status == BidStatus.ACTIVE)
+            .values(status=BidStatus.LOST, filled_quantity=Decimal(0), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    rows = [r for o in outcomes for r in o.award_rows]
+    if rows:
+        # Plain executemany (pipelined by psycopg): no RETURNING, so no giant VALUES lists.
+        session.connection().execute(insert(Award.__table__), rows)
+    add_notices_for_lots(session, ((o.lot.id, n) for o in outcomes for n in o.notices), now)
+    for o in outcomes:
+        if o.allocated:
+            o.data["awards"] = [
+                [r["bid_id"], r["buyer_id"], r["quantity"], r["price"]] for r in o.award_rows
+            ]
+    # One event per lot, in its chain; the lots are locked, so the chains are ours.
+    record_events(
+        session, actor, [PendingEvent(o.action, "lot", o.lot.id, o.data) for o in outcomes]
+    )
+    # The bulk UPDATE bypassed the identity map: let loaded bids re-read their new state.
+    lot_ids = {o.lot.id for o in outcomes}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Bid) and obj.lot_id in lot_ids:
+            session.expire(obj)
+
+
+# --- the reserve decision -----------------------------------------------------------------------
+
+
+def decide_reserve(
+    session: Session,
+    actor: Actor,
+    lot_id: int,
+    accept: bool,
+    *,
+    now: dt.datetime | None = None,
+    settings: TradingSettings | None = None,
+) -> LotClosing:
+    """The producer accepts the best bids below the reserve, or declines them.
+
+    Accepting allocates as if there were no reserve; declining allocates only to bids at or
+    above it (often nobody: the lot is unsold). Only the lot's producer, while the window is
+    open. Raises Forbidden or Conflict.
+    """
+    company_id = require(actor, "trade")
+    lot = lock_lot(session, lot_id)
+    now = now or utcnow()
+    if lot.producer_id != company_id:
+        raise Forbidden(_l("Only the lot's producer can decide on its reserve."))
+    closing = _pending_closing(session, lot)
+    if closing.decision_due_at is not None and now >= closing.decision_due_at:
+        raise Conflict(_l("The time to accept bids below the reserve has passed."))
+    _decide(session, actor, lot, closing, accept, now, settings or TradingSettings.current())
+    return closing
+
+
+def _pending_closing(session: Session, lot: Lot) -> LotClosing:
+    closing = session.scalar(
+        select(LotClosing)
+        .where(LotClosing.lot_id == lot.id)
+        .execution_options(populate_existing=True)
+    )
+    if closing is None or closing.decision is not ReserveDecision.PENDING:
+        raise Conflict(_l("This lot is not waiting for a decision on its reserve."))
+    return closing
+
+
+def _decide(
+    session: Session,
+    actor: Actor,
+    lot: Lot,
+    closing: LotClosing,
+    accept: bool | None,
+    now: dt.datetime,
+    settings: TradingSettings,
+) -> None:
+    bids = list(
+        session.execute(
+            select(*_BID_COLUMNS)
+            .where(Bid.lot_id == lot.id, Bid.status == BidStatus.ACTIVE)
+            .order_by(Bid.id)
+        )
+    )
+    allocation = rules.allocate(
+        lot.quantity, [_view(b) for b in bids], lot.reserve_price, min_order=lot.min_order
+    )
+    if accept and allocation.if_below_reserve_accepted is not None:
+        allocation = allocation.if_below_reserve_accepted
+    decision = {
+        True: ReserveDecision.ACCEPTED,
+        False: ReserveDecision.DECLINED,
+        None: ReserveDecision.EXPIRED,
+    }[accept]
+    closing.decision = decision
+    closing.decided_at = now
+    closing.decided_by_id = actor.user_id
+    data: dict[str, Any] = {
+        "status": [lot.status.value, lot.status.value],
+        "reserve_price": lot.reserve_price,
+        "decision_due_at": closing.decision_due_at,
+    }
+    outcome = _Outcome(lot, closing, f"trading:reserve:{decision.value}", data)
+    _apply(outcome, bids, allocation, now, settings)
+    _write(session, actor, [outcome])
+
+
+def expire_reserve_decisions(
+    session: Session,
+    actor: Actor,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 200,
+    settings: TradingSettings | None = None,
+) -> int:
+    """Apply "declined" to lots whose reserve window passed without a decision."""
+    now = now or utcnow()
+    settings = settings or TradingSettings.current()
+    due = list(
+        session.scalars(
+            select(LotClosing.lot_id)
+            .where(
+                LotClosing.decision == ReserveDecision.PENDING,
+                LotClosing.decision_due_at <= now,
+            )
+            .order_by(LotClosing.decision_due_at)
+            .limit(limit)
+        )
+    )
+    done = 0
+    for lot_id in due:
+        lot = lock_lot(session, lot_id)
+        try:
+            closing = _pending_closing(session, lot)
+        except Conflict:
+            continue  # another worker decided it first
+        _decide(session, actor, lot, closing, None, now, settings)
+        done += 1
+    return done
