@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from exchange.accounts.models import Company
+from exchange.accounts.models import Company, User
 from exchange.actor import Actor
 from exchange.audit.models import AuditEvent
 from exchange.contracts.deliveries import delivery_record
-from exchange.contracts.models import Contract
+from exchange.contracts.models import Contract, Delivery, Dispute
 from exchange.contracts.rules import ContractStatus, terms_hash
 from exchange.contracts.services import ENTITY
 from exchange.contracts.signing import signature_record
@@ -71,19 +71,43 @@ def _filtered(actor: Actor, f: ContractFilter) -> Select[Contract]:
     return query
 
 
+def contracts_query(actor: Actor, f: ContractFilter) -> Select[Contract]:
+    """The actor's company's contracts (all of them for an administrator), newest first.
+
+    A user without a company who is not an administrator sees none.
+    """
+    if not actor.is_admin and actor.company_id is None:
+        return select(Contract).where(false())
+    return _filtered(actor, f).order_by(Contract.id.desc())
+
+
 def list_contracts(
     session: Session, actor: Actor, f: ContractFilter, page: int = 1
 ) -> tuple[list[Contract], int]:
-    """A page of the actor's company's contracts (all of them for an administrator), newest
-    first, and the total count. A user without a company and not an administrator sees none."""
-    if not actor.is_admin and actor.company_id is None:
-        return [], 0
-    query = _filtered(actor, f)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(Contract.id.desc()).limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)
-    ).all()
+    """A page of :func:`contracts_query` and the total count."""
+    query = contracts_query(actor, f)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = session.scalars(query.limit(PER_PAGE).offset((max(page, 1) - 1) * PER_PAGE)).all()
     return list(rows), total
+
+
+def deliveries_query(contract: Contract) -> Select[Delivery]:
+    """The contract's deliveries in the order they were dispatched."""
+    return select(Delivery).where(Delivery.contract_id == contract.id).order_by(Delivery.seq)
+
+
+def disputes_query(contract: Contract) -> Select[Dispute]:
+    """The contract's disputes, oldest first."""
+    return select(Dispute).where(Dispute.contract_id == contract.id).order_by(Dispute.id)
+
+
+def signer_names(session: Session, contract: Contract) -> dict[int, str]:
+    """Display names of the users who signed the contract, by user id."""
+    ids = {s.user_id for s in contract.signatures}
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()
+    return {row[0]: row[1] for row in rows}
 
 
 def history(session: Session, contract: Contract) -> list[AuditEvent]:

@@ -23,7 +23,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.accounts.forms import ConfirmForm
-from exchange.accounts.models import User
 from exchange.actor import Actor
 from exchange.catalog.materials import END_USES, MATERIALS, EndUse
 from exchange.catalog.parameters import ASSAY_PARAMETERS, quantity_names
@@ -123,18 +122,10 @@ def show(contract_id: int):  # type: ignore[no-untyped-def]
         Action=Action,
         events=queries.history(session, contract),
         records=queries.verify_records(session, contract) if actor.is_admin else None,
-        users=_user_names(session, contract),
+        users=queries.signer_names(session, contract),
         confirm_form=ConfirmForm(formdata=None),
         **_labels(),
     )
-
-
-def _user_names(session: Session, contract: Contract) -> dict[int, str]:
-    ids = {s.user_id for s in contract.signatures}
-    if not ids:
-        return {}
-    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()
-    return {row[0]: row[1] for row in rows}
 
 
 def _form_page(
@@ -307,7 +298,7 @@ def printable(contract_id: int):  # type: ignore[no-untyped-def]
     return render_template(
         "contracts/print.html",
         contract=contract,
-        users=_user_names(session, contract),
+        users=queries.signer_names(session, contract),
         L=pdf.LABELS,
         pdf=pdf,
         price_words=pdf.price_words(contract.price, contract.currency),
@@ -322,7 +313,7 @@ def printable(contract_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/<int:contract_id>/pdf")
 def download_pdf(contract_id: int):  # type: ignore[no-untyped-def]
     session, _actor, contract = _load(contract_id)
-    body = pdf.render(contract, _user_names(session, contract))
+    body = pdf.render(contract, queries.signer_names(session, contract))
     return Response(
         body,
         mimetype="application/pdf",
