@@ -33,6 +33,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
     from exchange.notifications.web import bp as notifications_bp
+    from exchange.reporting.admin_web import bp as reporting_admin_bp
+    from exchange.reporting.web import bp as reporting_bp
     from exchange.web import bp as site_bp
 
     app.register_blueprint(site_bp)
@@ -40,6 +42,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(reporting_bp)
+    app.register_blueprint(reporting_admin_bp)
 
     from exchange import apiplatform
     from exchange.accounts.token_web import bp as api_tokens_bp

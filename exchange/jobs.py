@@ -41,11 +41,33 @@ def _purge_idempotency_keys(app: Flask) -> object:
         return purge_expired(session, dt.timedelta(hours=app.config["IDEMPOTENCY_KEY_HOURS"]))
 
 
+def _refresh_statistics(app: Flask) -> object:
+    from exchange.reporting.statistics import refresh
+
+    with session_scope(app) as session:
+        return refresh(session).kind
+
+
+def _detect_anomalies(app: Flask) -> object:
+    from exchange.reporting.flags import detect
+
+    with session_scope(app) as session:
+        return len(detect(session))
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
     return [
         PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint),
         PeriodicJob("api-idempotency-purge", 3600, _purge_idempotency_keys),
+        PeriodicJob(
+            "reporting-statistics",
+            app.config.get("STATISTICS_REFRESH_SECONDS", 900),
+            _refresh_statistics,
+        ),
+        PeriodicJob(
+            "reporting-anomalies", app.config.get("ANOMALY_CHECK_SECONDS", 900), _detect_anomalies
+        ),
     ]
 
 
