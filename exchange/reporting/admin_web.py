@@ -12,7 +12,7 @@ from exchange.accounts.models import Company
 from exchange.audit.services import events_for, verify
 from exchange.db import commit, get_session
 from exchange.errors import DomainError, NotFound, ValidationError
-from exchange.reporting import carbon, exports, flags, oversight, rules, statistics, views
+from exchange.reporting import carbon, charts, exports, flags, oversight, rules, statistics, views
 from exchange.reporting.anomalies import Rule
 from exchange.reporting.forms import (
     KIND_LABELS,
@@ -52,10 +52,10 @@ def dashboard():  # type: ignore[no-untyped-def]
         producers=statistics.by_producer(session, period, province=province),
         provinces=provinces,
         prices=prices,
-        rate_chart=views.utilization_chart(data.monthly),
-        tonnes_chart=views.tonnes_chart(data.monthly),
-        end_use_chart=views.end_use_chart(data.end_uses),
-        province_chart=views.province_chart(provinces),
+        rate_chart=views.utilization_chart(data.monthly, charts.HALF),
+        tonnes_chart=views.tonnes_chart(data.monthly, charts.HALF),
+        end_use_chart=views.end_use_chart(data.end_uses, charts.HALF),
+        province_chart=views.province_chart(provinces, charts.HALF),
         price_chart=views.price_chart(prices, weeks),
         open_flags=flags.open_counts(session),
         conversion=rules.CONVERSION_METHOD,
@@ -145,6 +145,8 @@ def flag_detail(flag_id: int):  # type: ignore[no-untyped-def]
     if flag is None:
         abort(404)
     form = FlagDecisionForm()
+    allowed = {s.value for s in flags.DECISIONS[flag.status]}
+    form.decision.choices = [c for c in form.decision.choices if c[0] in allowed]
     status = 200
     if form.validate_on_submit():
         try:

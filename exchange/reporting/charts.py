@@ -46,6 +46,8 @@ class Size:
 
 
 WIDE = Size(720, 320, 13)
+#: For a chart in half of a laptop-wide page (two columns).
+HALF = Size(520, 300, 12)
 NARROW = Size(360, 280, 12)
 
 
@@ -134,7 +136,8 @@ def _line_geometry(
     every = size.label_every or max(math.ceil(n / fit), 1)
     lines = []
     for k, s in enumerate(series):
-        segments, current = [], []
+        segments: list[list[tuple[float, float]]] = []
+        current: list[tuple[float, float]] = []
         for i, v in enumerate(s.values):
             if v is None:
                 if current:
@@ -241,9 +244,11 @@ def bar_chart(
     return Markup(render_template("reporting/charts/bar.svg", chart=geometry))  # noqa: S704
 
 
-def responsive(render: Callable[..., Markup], *args: object, **kwargs: object) -> Markup:
+def responsive(
+    render: Callable[..., Markup], *args: object, wide_size: Size = WIDE, **kwargs: object
+) -> Markup:
     """A wide variant for tablets and laptops and a narrow one for phones; CSS shows one."""
-    wide = render(*args, size=WIDE, **kwargs)
+    wide = render(*args, size=wide_size, **kwargs)
     narrow = render(*args, size=NARROW, **kwargs)
     return Markup(  # noqa: S704 - both parts are our own rendered templates
         f'<div class="d-none d-md-block">{wide}</div><div class="d-md-none">{narrow}</div>'

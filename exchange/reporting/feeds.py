@@ -136,7 +136,7 @@ def award_facts(session: Session, since: dt.datetime) -> list[AwardFact]:
             Award.created_at >= since
         )
     )
-    return [AwardFact(a, lot, buyer, status.value, at) for a, lot, buyer, status, at in rows]
+    return [AwardFact(a, lot, buyer, str(status), at) for a, lot, buyer, status, at in rows]
 
 
 def lot_facts(session: Session, since: dt.datetime) -> list[LotFact]:
@@ -148,7 +148,7 @@ def lot_facts(session: Session, since: dt.datetime) -> list[LotFact]:
             producer_id=lot.producer_id,
             material_code=lot.material_code,
             quantity=lot.quantity,
-            status=lot.status.value,
+            status=str(lot.status),
             reserve_price=lot.reserve_price,
             created_at=lot.created_at,
             published_at=lot.published_at,

@@ -155,7 +155,7 @@ class FlagFilter:
     rule: str | None = None
 
 
-def flags_query(filters: FlagFilter) -> Select[tuple[AnomalyFlag]]:
+def flags_query(filters: FlagFilter) -> Select[AnomalyFlag]:
     query = select(AnomalyFlag)
     if filters.status:
         query = query.where(AnomalyFlag.status == FlagStatus(filters.status))

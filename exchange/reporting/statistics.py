@@ -240,7 +240,8 @@ def totals(
         query = query.group_by(*columns).order_by(*columns)
     out = []
     for row in session.execute(query):
-        keys, values = tuple(row[: len(columns)]), row[len(columns) :]
+        keys = tuple(row[: len(columns)])
+        values: list[Any] = list(row[len(columns) :])
         out.append(
             rules.GroupTotal(
                 keys,

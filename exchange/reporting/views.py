@@ -62,7 +62,7 @@ def targets() -> list[charts.Reference]:
     ]
 
 
-def utilization_chart(series: list[rules.GroupTotal]) -> Markup:
+def utilization_chart(series: list[rules.GroupTotal], size: charts.Size = charts.WIDE) -> Markup:
     """Monthly utilization rate against the 15 % and 25 % target lines."""
     labels = [month_label(t.group[0]) for t in series]  # type: ignore[arg-type]
     rates = tuple(percent(t.rate) for t in series)
@@ -78,37 +78,48 @@ def utilization_chart(series: list[rules.GroupTotal]) -> Markup:
         references=targets(),
         y_suffix="%",
         description=description,
+        wide_size=size,
     )
 
 
-def tonnes_chart(series: list[rules.GroupTotal]) -> Markup:
+def _or_gap(value: Decimal, total: rules.GroupTotal) -> float | None:
+    """A month with no report and no delivery is a gap in the line, not a zero."""
+    return float(value) if total.generated_t or total.deliveries else None
+
+
+def tonnes_chart(series: list[rules.GroupTotal], size: charts.Size = charts.WIDE) -> Markup:
     labels = [month_label(t.group[0]) for t in series]  # type: ignore[arg-type]
     return charts.responsive(
         charts.line_chart,
         _("Red mud generated and delivered to use (dry t)"),
         labels,
         [
-            charts.Series(_("Generated"), tuple(float(t.generated_t) for t in series)),
-            charts.Series(_("Delivered to use"), tuple(float(t.delivered_t) for t in series)),
+            charts.Series(_("Generated"), tuple(_or_gap(t.generated_t, t) for t in series)),
+            charts.Series(_("Delivered to use"), tuple(_or_gap(t.delivered_t, t) for t in series)),
         ],
         y_suffix="",
         description=_("Dry tonnes per month."),
+        wide_size=size,
     )
 
 
-def end_use_chart(rows: list[rules.GroupTotal]) -> Markup | None:
+def end_use_chart(rows: list[rules.GroupTotal], size: charts.Size = charts.WIDE) -> Markup | None:
     if not rows:
         return None
     return charts.responsive(
         charts.bar_chart,
         _("Red mud delivered by end use (dry t)"),
-        [(end_use_label(str(t.group[0])), float(t.delivered_t)) for t in rows],
+        [
+            (end_use_label(str(t.group[0])), float(t.delivered_t))
+            for t in sorted(rows, key=lambda t: t.delivered_t, reverse=True)
+        ],
         value_suffix=" t",
         description=_("Dry red-mud tonnes per end use."),
+        wide_size=size,
     )
 
 
-def province_chart(rows: list[rules.GroupTotal]) -> Markup | None:
+def province_chart(rows: list[rules.GroupTotal], size: charts.Size = charts.WIDE) -> Markup | None:
     if not rows:
         return None
     return charts.responsive(
@@ -117,6 +128,7 @@ def province_chart(rows: list[rules.GroupTotal]) -> Markup | None:
         [(province_label(str(t.group[0])), percent(t.rate) or 0.0) for t in rows],
         value_suffix="%",
         description=_("Delivered ÷ generated per province of the producing plant."),
+        wide_size=size,
     )
 
 

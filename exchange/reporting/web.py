@@ -51,7 +51,7 @@ def download(data: bytes, fmt: str, name: str) -> Response:
 @bp.route("/stats")
 def public_stats():  # type: ignore[no-untyped-def]
     """National totals and the utilization chart: no company-level detail."""
-    form, period = read_period(24)
+    form, period = read_period(12)
     if period is None:
         return render_template("reporting/public.html", form=form, data=None), 422
     data = views.overview(get_session(), period)
