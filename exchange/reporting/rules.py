@@ -233,16 +233,21 @@ def aggregate(
     with their accepted tonnes converted as the module docstring says. Tonnes are rounded to the
     kilogram per row, after summing.
     """
-    rows: dict[UtilizationKey, UtilizationRow] = {}
+    # Mutable sums per key (a million deliveries: no object per delivery beyond its carbon).
+    sums: dict[UtilizationKey, list[Decimal | int]] = {}
 
-    def add(row: UtilizationRow) -> None:
-        rows[row.key] = rows[row.key] + row if row.key in rows else row
+    def acc(key: UtilizationKey) -> list[Decimal | int]:
+        found = sums.get(key)
+        if found is None:
+            found = sums[key] = [ZERO, ZERO, ZERO, 0, 0, ZERO, ZERO]
+        return found
 
     for g in generation:
         key = UtilizationKey(
             month_start(g.month), g.province, g.producer_id, g.site_id, GENERATION_ROW
         )
-        add(UtilizationRow(key, generated_t=g.tonnes_dry))
+        acc(key)[0] += g.tonnes_dry
+    factors: dict[str, Decimal] = {}
     for d in deliveries:
         key = UtilizationKey(
             month_start(d.received_on),
@@ -251,33 +256,32 @@ def aggregate(
             d.origin_site_id,
             d.end_use or "unspecified",
         )
-        part = delivery_contribution(
-            d, red_mud_factor(d.material_code), include_carbonation=include_carbonation
-        )
+        factor = factors.get(d.material_code)
+        if factor is None:
+            factor = factors[d.material_code] = red_mud_factor(d.material_code)
+        part = delivery_contribution(d, factor, include_carbonation=include_carbonation)
+        row = acc(key)
+        row[3] += 1
         if part.material_dry_t is None or part.red_mud_t is None:
-            add(UtilizationRow(key, deliveries=1, unconverted=1))
+            row[4] += 1
             continue
-        carbon = part.carbon
-        add(
-            UtilizationRow(
-                key,
-                delivered_t=part.red_mud_t,
-                material_dry_t=part.material_dry_t,
-                deliveries=1,
-                co2_avoided_t=carbon.avoided_t if carbon else ZERO,
-                transport_co2_t=carbon.transport_t if carbon else ZERO,
-            )
-        )
+        row[1] += part.red_mud_t
+        row[2] += part.material_dry_t
+        if part.carbon is not None:
+            row[5] += part.carbon.avoided_t
+            row[6] += part.carbon.transport_t
     return [
-        replace(
-            r,
-            generated_t=_q(r.generated_t),
-            delivered_t=_q(r.delivered_t),
-            material_dry_t=_q(r.material_dry_t),
-            co2_avoided_t=_q(r.co2_avoided_t),
-            transport_co2_t=_q(r.transport_co2_t),
+        UtilizationRow(
+            key,
+            generated_t=_q(Decimal(v[0])),
+            delivered_t=_q(Decimal(v[1])),
+            material_dry_t=_q(Decimal(v[2])),
+            deliveries=int(v[3]),
+            unconverted=int(v[4]),
+            co2_avoided_t=_q(Decimal(v[5])),
+            transport_co2_t=_q(Decimal(v[6])),
         )
-        for r in sorted(rows.values(), key=lambda r: _sort_key(r.key))
+        for key, v in sorted(sums.items(), key=lambda kv: _sort_key(kv[0]))
     ]
 
 
