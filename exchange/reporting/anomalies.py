@@ -142,6 +142,7 @@ def relations(
     companies: Iterable[CompanyFact],
     affiliations: Iterable[AffiliationFact] = (),
     *,
+    pairs: Iterable[tuple[int, int]] | None = None,
     site_radius_km: float = 1.0,
 ) -> dict[frozenset[int], Relation]:
     """Pairs of companies that look related, with the reasons:
@@ -151,35 +152,45 @@ def relations(
     - ``uscc_and_site``: the same USCC prefix (registration authority, type, division) AND sites
       within ``site_radius_km`` of each other (the prefix alone is shared by a whole district);
     - ``declared``: an affiliation an administrator recorded.
+
+    ``pairs`` limits the comparison to those pairs (the ones that traded); every pair otherwise.
     """
-    facts = sorted(companies, key=lambda c: c.company_id)
+    by_id = {c.company_id: c for c in companies}
+    if pairs is None:
+        ids = sorted(by_id)
+        candidates = {(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]}
+    else:
+        candidates = {(min(a, b), max(a, b)) for a, b in pairs if a != b}
     found: dict[frozenset[int], list[tuple[str, str]]] = defaultdict(list)
-    for i, a in enumerate(facts):
-        domains_a = {d for d in map(_domain, a.emails) if d}
-        for b in facts[i + 1 :]:
-            pair = frozenset({a.company_id, b.company_id})
-            shared_users = sorted(a.user_ids & b.user_ids)
-            if shared_users:
-                found[pair].append(("shared_user", ",".join(map(str, shared_users))))
-            shared = sorted(domains_a & {d for d in map(_domain, b.emails) if d})
-            if shared:
-                found[pair].append(("email_domain", ",".join(shared)))
-            if uscc_prefix(a.uscc) == uscc_prefix(b.uscc):
-                close = [
-                    (sa, sb, d)
-                    for sa in a.sites
-                    for sb in b.sites
-                    if (d := distance_km(sa, sb)) <= site_radius_km
-                ]
-                if close:
-                    sa, sb, d = min(close, key=lambda t: t[2])
-                    found[pair].append(
-                        (
-                            "uscc_and_site",
-                            f"prefix {uscc_prefix(a.uscc)}; sites {sa.site_id} and {sb.site_id} "
-                            f"{d * 1000:.0f} m apart",
-                        )
+    for a_id, b_id in sorted(candidates):
+        a, b = by_id.get(a_id), by_id.get(b_id)
+        if a is None or b is None:
+            continue
+        pair = frozenset({a_id, b_id})
+        shared_users = sorted(a.user_ids & b.user_ids)
+        if shared_users:
+            found[pair].append(("shared_user", ",".join(map(str, shared_users))))
+        shared = sorted(
+            {d for d in map(_domain, a.emails) if d} & {d for d in map(_domain, b.emails) if d}
+        )
+        if shared:
+            found[pair].append(("email_domain", ",".join(shared)))
+        if uscc_prefix(a.uscc) == uscc_prefix(b.uscc):
+            close = [
+                (sa, sb, d)
+                for sa in a.sites
+                for sb in b.sites
+                if (d := distance_km(sa, sb)) <= site_radius_km
+            ]
+            if close:
+                sa, sb, d = min(close, key=lambda t: t[2])
+                found[pair].append(
+                    (
+                        "uscc_and_site",
+                        f"prefix {uscc_prefix(a.uscc)}; sites {sa.site_id} and {sb.site_id} "
+                        f"{d * 1000:.0f} m apart",
                     )
+                )
     for aff in affiliations:
         if aff.company_a != aff.company_b:
             pair = frozenset({aff.company_a, aff.company_b})
@@ -200,8 +211,14 @@ def related_bidding(
 ) -> list[Finding]:
     """Bids on, or awards of, a lot by a company related to the lot's producer (self-dealing
     or shill bidding): one finding per lot and pair."""
-    related = relations(companies, affiliations)
     producer_of = {lot.lot_id: lot.producer_id for lot in lots}
+    bids, trades = list(bids), list(trades)
+    for b in bids:
+        if b.producer_id is not None:
+            producer_of.setdefault(b.lot_id, b.producer_id)
+    traded = [(producer_of[b.lot_id], b.company_id) for b in bids if b.lot_id in producer_of]
+    traded += [(t.seller_id, t.buyer_id) for t in trades]
+    related = relations(companies, affiliations, pairs=traded)
     hits: dict[tuple[int, int, int], dict[str, list[str]]] = defaultdict(
         lambda: {"bids": [], "awards": []}
     )

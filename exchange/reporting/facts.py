@@ -95,6 +95,8 @@ class BidFact:
     #: active | superseded | withdrawn | won | partially_won | lost | lapsed
     status: str
     placed_at: dt.datetime
+    #: The lot's producer (saves looking the lot up; the lot facts are used when None).
+    producer_id: int | None = None
 
 
 @dataclass(frozen=True)

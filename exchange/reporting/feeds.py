@@ -95,7 +95,8 @@ def bid_facts(session: Session, since: dt.datetime) -> list[BidFact]:
     """Bids placed since ``since``.
 
     Empty until the trading context is merged: its ``bids`` table (id, lot_id, company_id,
-    user_id, price, quantity, status, placed_at) feeds this function after the merge.
+    user_id, price, quantity, status, placed_at) joined to ``lots`` for the producer_id feeds
+    this function after the merge.
     """
     return []
 
