@@ -117,7 +117,7 @@ def _line_geometry(
     values += [r.value for r in references]
     low = min([0.0, *values])
     high = max([*values, 0.0]) or 1.0
-    legend_rows = math.ceil((len(series) + len(references)) / (2 if size.width < 500 else 4))
+    legend_rows = math.ceil((len(series) + len(references)) / (2 if size.width < 600 else 4))
     plot = _Plot(
         size,
         left=8 + size.font * 4,
@@ -163,7 +163,7 @@ def _line_geometry(
     legend = [(s["label"], s["color"], False) for s in lines] + [
         (r.label, TARGET_COLORS[k % len(TARGET_COLORS)], True) for k, r in enumerate(references)
     ]
-    per_row = 2 if size.width < 500 else 4
+    per_row = 2 if size.width < 600 else 4
     return {
         "id": f"chart{next(_ids)}",
         "title": title,

@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 from exchange.accounts.forms import province_choices
 from exchange.db import get_session
 from exchange.errors import NotFound, ValidationError
-from exchange.reporting import carbon, exports, rules, statistics, views
+from exchange.reporting import carbon, charts, exports, rules, statistics, views
 from exchange.reporting.forms import PeriodForm
 from exchange.security import current_actor
 from exchange.webutil import attach_errors, locale
@@ -59,9 +59,9 @@ def public_stats():  # type: ignore[no-untyped-def]
         "reporting/public.html",
         form=form,
         data=data,
-        rate_chart=views.utilization_chart(data.monthly),
-        tonnes_chart=views.tonnes_chart(data.monthly),
-        end_use_chart=views.end_use_chart(data.end_uses),
+        rate_chart=views.utilization_chart(data.monthly, charts.HALF),
+        tonnes_chart=views.tonnes_chart(data.monthly, charts.HALF),
+        end_use_chart=views.end_use_chart(data.end_uses, charts.HALF),
         conversion=rules.CONVERSION_METHOD,
         factors=carbon.FACTORS,
     )

@@ -190,3 +190,12 @@ def test_months_between_and_weeks():
         dt.date(2026, 2, 1),
     ]
     assert rules.week_start(dt.date(2026, 3, 8)) == dt.date(2026, 3, 2)
+
+
+def test_chart_ticks_are_round_and_cover_the_data():
+    from exchange.reporting.charts import fmt_number, nice_ticks
+
+    assert nice_ticks(0, 27) == [0, 10, 20, 30]
+    assert nice_ticks(0, 462000, 5)[-1] >= 462000
+    assert nice_ticks(-25, 40)[0] <= -25
+    assert [fmt_number(v) for v in (0, 12.5, 350_000, 1_200_000)] == ["0", "12.5", "350k", "1.2M"]
