@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 
-from benchmarks import bench_audit, bench_trading
+from benchmarks import bench_audit, bench_reporting, bench_trading
 from benchmarks.harness import report
 
 
@@ -18,6 +18,7 @@ def main() -> int:
         try:
             results += bench_audit.run("postgresql", pg)
             results += bench_trading.run(pg)
+            results += bench_reporting.run("postgresql", pg)
         except Exception as exc:  # PostgreSQL is optional for make bench
             print(
                 f"PostgreSQL benchmarks skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr

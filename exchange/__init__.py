@@ -37,6 +37,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.listings.web import admin_bp as lots_admin_bp
     from exchange.listings.web import bp as listings_bp
     from exchange.notifications.web import bp as notifications_bp
+    from exchange.reporting.admin_web import bp as reporting_admin_bp
+    from exchange.reporting.web import bp as reporting_bp
     from exchange.trading.web import bp as trading_bp
     from exchange.web import bp as site_bp
 
@@ -46,6 +48,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(contracts_bp)
+    app.register_blueprint(reporting_bp)
+    app.register_blueprint(reporting_admin_bp)
 
     from exchange import apiplatform
     from exchange.accounts.token_web import bp as api_tokens_bp

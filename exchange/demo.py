@@ -7,6 +7,7 @@ contexts extend ``load`` with lots, demands and trades for the same companies.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from exchange.accounts.services import hash_password
 from exchange.actor import SYSTEM
 from exchange.audit.services import record_event
 from exchange.db import utcnow
+from exchange.listings.models import MonthlyGeneration
 
 DEMO_PASSWORD = "redmud-demo"  # noqa: S105 (published demo login)
 ADMIN_EMAIL = "admin@demo.redmud.example"
@@ -138,6 +140,77 @@ def logins() -> list[tuple[str, str]]:
     return rows
 
 
+#: Alumina capacity (t/yr) and red mud per tonne of alumina (FACTS §3: 1.0–1.8) of the demo
+#: producers' refineries; monthly generation = capacity / 12 × ratio × a seasonal load factor.
+REFINERIES = {
+    "binzhou": (2_000_000, Decimal("1.3")),  # Shandong Bayer refinery on imported bauxite
+    "lvliang": (1_000_000, Decimal("1.6")),  # Shanxi diasporic bauxite: more residue per tonne
+    "baise": (1_000_000, Decimal("1.2")),
+}
+#: Load by calendar month: lower around the Spring Festival and in the summer maintenance month.
+SEASON = (
+    "0.97",
+    "0.90",
+    "1.00",
+    "1.02",
+    "1.03",
+    "1.01",
+    "0.96",
+    "0.98",
+    "1.02",
+    "1.03",
+    "1.02",
+    "1.01",
+)
+
+
+def load_generation(session: Session, today: dt.date | None = None) -> bool:
+    """Monthly generation reports of the demo refineries for the last 12 whole months."""
+    today = today or utcnow().date()
+    first_of_month = today.replace(day=1)
+    months = []
+    for back in range(12, 0, -1):
+        index = first_of_month.year * 12 + first_of_month.month - 1 - back
+        months.append(dt.date(index // 12, index % 12 + 1, 1))
+    created = False
+    for key, (capacity, ratio) in REFINERIES.items():
+        uscc = next(c[3] for c in COMPANIES if c[0] == key)
+        company = session.scalar(select(Company).where(Company.uscc == uscc))
+        if company is None or not company.sites:
+            continue
+        site = company.sites[0]
+        existing = set(
+            session.scalars(
+                select(MonthlyGeneration.month).where(MonthlyGeneration.site_id == site.id)
+            )
+        )
+        added = []
+        for month in months:
+            if month in existing:
+                continue
+            tonnes = (Decimal(capacity) / 12 * ratio * Decimal(SEASON[month.month - 1])).quantize(
+                Decimal(1)
+            )
+            session.add(
+                MonthlyGeneration(
+                    company_id=company.id, site_id=site.id, month=month, tonnes=tonnes
+                )
+            )
+            added.append(month.isoformat()[:7])
+        if added:
+            session.flush()
+            record_event(
+                session,
+                SYSTEM,
+                "listings:generation:reported",
+                "company",
+                company.id,
+                {"site_id": site.id, "months": added, "source": "demo"},
+            )
+            created = True
+    return created
+
+
 def load(session: Session) -> bool:
     """Create what is missing; True if anything was created."""
     created = False
@@ -222,6 +295,7 @@ def load(session: Session) -> bool:
     # Trading demo data needs lots: keep this after the lots loader.
     created = load_trading_demo(session) or created
     created = load_contracts(session) or created
+    created = load_generation(session) or created
     return created
 
 

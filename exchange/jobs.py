@@ -92,6 +92,20 @@ def _email_trade_notices(app: Flask) -> object:
     return email_trade_notices(app)
 
 
+def _refresh_statistics(app: Flask) -> object:
+    from exchange.reporting.statistics import refresh
+
+    with session_scope(app) as session:
+        return refresh(session).kind
+
+
+def _detect_anomalies(app: Flask) -> object:
+    from exchange.reporting.flags import detect
+
+    with session_scope(app) as session:
+        return len(detect(session))
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
     return [
@@ -103,6 +117,14 @@ def periodic_jobs(app: Flask) -> list[PeriodicJob]:
         PeriodicJob("contracts-from-awards", 10, _draw_contracts),
         PeriodicJob("trading-close", app.config["TRADING_CLOSE_SECONDS"], _close_due_lots),
         PeriodicJob("trading-notices", app.config["TRADING_NOTICE_SECONDS"], _email_trade_notices),
+        PeriodicJob(
+            "reporting-statistics",
+            app.config.get("STATISTICS_REFRESH_SECONDS", 900),
+            _refresh_statistics,
+        ),
+        PeriodicJob(
+            "reporting-anomalies", app.config.get("ANOMALY_CHECK_SECONDS", 900), _detect_anomalies
+        ),
     ]
 
 

@@ -53,6 +53,13 @@ def require_verified_company(session: Session, actor: Actor, permission: str) ->
                 "You can browse in the meantime."
             )
         )
+    if company.is_suspended:
+        raise Forbidden(
+            _l(
+                "The exchange has suspended your company, so it cannot do this: %(reason)s",
+                reason=company.suspension_reason or "—",
+            )
+        )
     return company
 
 

@@ -50,6 +50,9 @@ class Company(Base):
     verification_note: Mapped[str | None] = mapped_column(String(500))
     verified_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    #: Set by an administrator (reporting oversight): the company's writes are refused.
+    suspended_at: Mapped[dt.datetime | None]
+    suspension_reason: Mapped[str | None] = mapped_column(String(500))
 
     sites: Mapped[list[Site]] = relationship(
         back_populates="company", order_by="Site.id", cascade="all, delete-orphan"
@@ -61,6 +64,10 @@ class Company(Base):
     @property
     def is_verified(self) -> bool:
         return self.verification_status is VerificationStatus.VERIFIED
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
 
     def display_name(self, locale: str) -> str:
         if not locale.startswith("zh") and self.legal_name_en:

@@ -18,6 +18,7 @@ from exchange.contracts.rules import ContractEvent, ContractStatus
 from exchange.contracts.services import (
     CORRECT_FIELDS,
     ENTITY,
+    lock_award,
     lock_contract,
     notify_parties,
     require_action,
@@ -52,7 +53,11 @@ def lapse_contract(session: Session, actor: Actor, contract_id: int) -> bool:
     )
     # Trading lapses the award and passes its tonnage down the award ladder (next bids, or back
     # to the lot for buy-now); contracts for the new awards are drawn by the awards job.
-    award_lapsed(session, SYSTEM, contract.award_id)
+    award = lock_award(session, contract.award_id)
+    # The contract's deadline is the binding one (an amendment may have moved it).
+    award.sign_by = min(award.sign_by, contract.sign_by)
+    session.flush()
+    award_lapsed(session, SYSTEM, award.id)
     notify_parties(session, contract, "lapsed")
     return True
 

@@ -25,6 +25,10 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: The app behind each live server (by base URL), for tests that seed data directly.
+LIVE_APPS: dict[str, object] = {}
+
+
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     if shutil.which("chromium") or os.path.exists(CHROMIUM):
         return
@@ -46,6 +50,7 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     app.config["PUBLIC_URL"] = base
+    LIVE_APPS[base] = app
     from exchange.db import session_scope
     from exchange.demo import load
 
@@ -55,6 +60,12 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     thread.start()
     yield base
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live_app(live_server):  # type: ignore[no-untyped-def]
+    """The Flask app behind ``live_server``, to seed what no merged context can create yet."""
+    return LIVE_APPS[live_server]
 
 
 @pytest.fixture(scope="module")

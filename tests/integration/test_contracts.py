@@ -4,8 +4,6 @@ signing, amendments, lapse, deliveries with tolerance and re-assay, disputes, th
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from decimal import Decimal as D
 
 import pytest
@@ -217,11 +215,15 @@ def test_an_amendment_that_changes_nothing_or_breaks_the_window_is_refused(db):
 
 @pytest.fixture()
 def trading_hook(monkeypatch):
-    """A stand-in for trading's ``award_lapsed`` (built in another branch)."""
+    """Records the calls to trading's ``award_lapsed`` while still running it."""
     calls = []
-    module = types.ModuleType("exchange.trading.services")
-    module.award_lapsed = lambda session, actor, award_id: calls.append(award_id)
-    monkeypatch.setitem(sys.modules, "exchange.trading.services", module)
+    real = lifecycle.award_lapsed
+
+    def spy(session, actor, award_id):
+        calls.append(award_id)
+        return real(session, actor, award_id)
+
+    monkeypatch.setattr(lifecycle, "award_lapsed", spy)
     return calls
 
 
@@ -242,11 +244,14 @@ def test_past_the_signature_deadline_the_contract_and_award_lapse(db, trading_ho
         _dispatch(db, deal)
 
 
-def test_lapse_works_without_the_trading_hook(db, monkeypatch):
-    monkeypatch.setitem(sys.modules, "exchange.trading.services", types.ModuleType("x"))
+def test_lapse_runs_the_award_ladder_and_returns_buy_now_tonnage(db):
     deal = make_deal(db, sign_by=utcnow() - dt.timedelta(minutes=1))
+    lot = deal.contract.award.lot
+    before = lot.remaining
     assert lifecycle.lapse_contract(db, SYSTEM, deal.contract.id)
     assert deal.contract.award.status is AwardStatus.LAPSED
+    db.refresh(lot)
+    assert lot.remaining == before + deal.contract.award.quantity
 
 
 def test_a_contract_not_yet_due_does_not_lapse(db):

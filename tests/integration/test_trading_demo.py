@@ -13,9 +13,14 @@ from exchange.trading.models import Bid
 from tests.support.trading import auction_lot
 
 
-def test_demo_bids_are_placed_on_open_demo_auctions_once(db):
-    load(db)
-    assert load_trading_demo(db) is False  # no demo lots yet: nothing to do
+def test_demo_bids_are_placed_on_open_demo_auctions_once(app, db):
+    with app.test_request_context():
+        _demo_bids(db)
+
+
+def _demo_bids(db):
+    load(db)  # demo lots included: their open auctions get demo bids
+    assert load_trading_demo(db) is False  # already placed by load(): nothing more to do
     binzhou = db.scalar(select(Company).where(Company.uscc == COMPANIES[0][3]))
     now = utcnow()
     lot = auction_lot(

@@ -48,6 +48,8 @@ def make_award(
     **lot_fields: object,
 ) -> Award:
     lot = make_lot(db, producer, assay=ASSAY, basis=basis, **lot_fields)
+    # An award takes its tonnage off the lot, as trading does.
+    lot.remaining -= min(Decimal(quantity), lot.remaining)
     if buyer is None:
         buyer, _owner = make_company(db, producer=False, buyer=True)
     award = Award(

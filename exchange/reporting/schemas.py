@@ -1,0 +1,136 @@
+"""marshmallow schemas of the reporting API: national statistics (public) and flags (admins)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from exchange.apiplatform.fields import DecimalString, Timestamp
+from exchange.reporting.anomalies import Rule
+from exchange.reporting.models import FlagStatus
+
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+class Month(fields.String):
+    """A month as ``YYYY-MM``, loaded as its first day."""
+
+    default_error_messages = {"invalid": "Use a month as YYYY-MM, e.g. 2026-07."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": _MONTH.pattern, "example": "2026-07", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.date:  # type: ignore[override]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not _MONTH.match(text):
+            raise self.make_error("invalid")
+        return dt.date(int(text[:4]), int(text[5:7]), 1)
+
+
+class PeriodQuerySchema(ma.Schema):
+    start = Month(metadata={"description": "First month (default: 12 months before `end`)."})
+    end = Month(metadata={"description": "Last month (default: the last whole month)."})
+
+
+class UtilizationQuerySchema(PeriodQuerySchema):
+    by = fields.String(
+        load_default="month",
+        validate=validate.OneOf(["month", "end_use", "total"]),
+        metadata={"description": "Group by month (default), by end use, or one total."},
+    )
+
+
+def _tonnes(description: str) -> DecimalString:
+    return DecimalString(
+        places=3, max_digits=16, signed=True, required=True, metadata={"description": description}
+    )
+
+
+class TargetSchema(ma.Schema):
+    year = fields.Integer(required=True)
+    rate = DecimalString(places=4, max_digits=6, required=True, attribute="target_rate")
+    gap_points = DecimalString(
+        places=2, max_digits=6, required=True, metadata={"description": "Percentage points short."}
+    )
+    tonnes_short = _tonnes("Dry tonnes more that would have met the target in the period.")
+    met = fields.Boolean(required=True)
+
+
+class UtilizationRowSchema(ma.Schema):
+    month = fields.String(allow_none=True, metadata={"description": "YYYY-MM (by=month)."})
+    end_use = fields.String(allow_none=True, metadata={"description": "End use (by=end_use)."})
+    generated_t = _tonnes("Red mud generated, dry tonnes (0 in rows by end use).")
+    delivered_t = _tonnes("Red mud delivered to use, dry red-mud tonnes.")
+    rate = DecimalString(
+        places=4,
+        max_digits=8,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Delivered ÷ generated; null when nothing was generated."},
+    )
+    deliveries = fields.Integer(required=True)
+    co2_avoided_t = _tonnes("CO2 avoided by the end uses, tonnes.")
+    transport_co2_t = _tonnes("CO2 of transport, tonnes.")
+
+
+class UtilizationSchema(ma.Schema):
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+    refreshed_at = Timestamp(required=True, allow_none=True)
+    targets = fields.List(fields.Nested(TargetSchema), required=True)
+    rows = fields.List(fields.Nested(UtilizationRowSchema), required=True)
+    method = fields.String(required=True)
+
+
+class PriceIndexQuerySchema(PeriodQuerySchema):
+    family = fields.String(
+        validate=validate.OneOf(["red_mud", "rm_product", "co_waste"]),
+        metadata={"description": "Only this material family."},
+    )
+
+
+class PricePointSchema(ma.Schema):
+    week = fields.Date(required=True, metadata={"description": "Monday of the ISO week."})
+    material_family = fields.String(required=True)
+    price = DecimalString(
+        places=2,
+        max_digits=12,
+        signed=True,
+        required=True,
+        metadata={"description": "Volume-weighted signed CNY/t; negative = disposal fee."},
+    )
+    volume_t = _tonnes("Tonnes traded.")
+    trades = fields.Integer(required=True)
+
+
+class FlagFilterSchema(ma.Schema):
+    status = fields.String(validate=validate.OneOf([s.value for s in FlagStatus]))
+    rule = fields.String(validate=validate.OneOf([r.value for r in Rule]))
+
+
+class FlagSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    rule = fields.String(required=True)
+    subject_type = fields.String(required=True)
+    subject_ids = fields.List(fields.String(), required=True)
+    company_ids = fields.List(fields.Integer(), required=True)
+    evidence = fields.String(required=True)
+    data = fields.Dict(required=True)
+    status = fields.Function(lambda f: f.status.value, required=True)
+    raised_at = Timestamp(required=True)
+    decided_at = Timestamp(required=True, allow_none=True)
+    decided_by_id = fields.Integer(required=True, allow_none=True)
+    reason = fields.String(required=True, allow_none=True)
+
+
+class FlagDecisionSchema(ma.Schema):
+    decision = fields.String(
+        required=True,
+        validate=validate.OneOf([FlagStatus.DISMISSED.value, FlagStatus.ESCALATED.value]),
+    )
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
