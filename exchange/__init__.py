@@ -33,6 +33,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
     from exchange.notifications.web import bp as notifications_bp
+    from exchange.payments.admin_web import bp as payments_admin_bp
+    from exchange.payments.web import bp as payments_bp
     from exchange.web import bp as site_bp
 
     app.register_blueprint(site_bp)
@@ -40,6 +42,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(payments_admin_bp)
 
     from exchange import handlers
 

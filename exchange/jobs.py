@@ -32,9 +32,19 @@ def _checkpoint(app: Flask) -> object:
         return checkpoint.id if checkpoint else None
 
 
+def _payments_overdue(app: Flask) -> object:
+    from exchange.payments.overdue import mark_overdue
+
+    with session_scope(app) as session:
+        return len(mark_overdue(session))
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
-    return [PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint)]
+    return [
+        PeriodicJob("audit-checkpoint", app.config["AUDIT_CHECKPOINT_SECONDS"], _checkpoint),
+        PeriodicJob("payments-overdue", app.config["PAYMENTS_OVERDUE_SECONDS"], _payments_overdue),
+    ]
 
 
 def run_once(app: Flask, job: PeriodicJob) -> bool:

@@ -5,6 +5,7 @@ from exchange.audit import models as audit_models
 from exchange.db import Base
 from exchange.listings import models as listings_models
 from exchange.notifications import models as notifications_models
+from exchange.payments import models as payments_models
 from exchange.trading import models as trading_models
 
 metadata = Base.metadata
@@ -15,5 +16,6 @@ __all__ = [
     "listings_models",
     "metadata",
     "notifications_models",
+    "payments_models",
     "trading_models",
 ]
