@@ -68,8 +68,9 @@ def account(
 ) -> LedgerAccount:
     """The account for ``kind`` (created on first use; concurrent creators get the same row)."""
     key = account_key(kind, currency, company_id=company_id, gateway=gateway)
-    found = session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
-    if found is not None:
+    by_key = select(LedgerAccount).where(LedgerAccount.key == key)
+    found = session.scalar(by_key)
+    if found is not None and found.key == key:
         return found
     insert_ignoring_duplicates(
         session,
@@ -83,7 +84,8 @@ def account(
             "created_at": utcnow(),
         },
     )
-    created = session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+    # written by Core: refresh any older object with this id (see webhooks.store)
+    created = session.scalar(by_key.execution_options(populate_existing=True))
     assert created is not None
     return created
 

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -41,6 +42,14 @@ class PaymentSettings:
         if self.gateway == "bank":
             return "bank"
         return "stripe" if self.stripe_enabled else "bank"
+
+    @property
+    def stripe_form_origins(self) -> tuple[str, ...]:
+        """Where Stripe's hosted Checkout and Connect onboarding pages live."""
+        if self.stripe_api_base:
+            parts = urlsplit(self.stripe_api_base)
+            return (f"{parts.scheme}://{parts.netloc}",)
+        return ("https://checkout.stripe.com", "https://connect.stripe.com")
 
     def today(self) -> dt.date:
         """Today's date where the exchange is (due dates are local dates)."""

@@ -4,7 +4,7 @@ Connect onboarding; and the Stripe webhook endpoint."""
 from __future__ import annotations
 
 import stripe
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -26,9 +26,23 @@ from exchange.payments.forms import (
 from exchange.payments.gateways import BankTransferGateway
 from exchange.payments.rules import OPEN_STATUSES, InvoiceKind
 from exchange.payments.settings import current as settings
-from exchange.security import current_actor
+from exchange.security import CSP, current_actor
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
+
+
+@bp.after_request
+def _allow_forms_to_stripe(response: Response) -> Response:
+    """The pay and connect buttons are forms whose answer redirects to Stripe's hosted pages;
+    browsers hold a redirect after a form to the page's ``form-action``, so these pages name
+    Stripe's origins there (the fake's in tests)."""
+    conf = settings()
+    if conf.stripe_enabled and request.endpoint in ("payments.overview", "payments.invoice"):
+        origins = " ".join(conf.stripe_form_origins)
+        response.headers["Content-Security-Policy"] = CSP.replace(
+            "form-action 'self'", f"form-action 'self' {origins}"
+        )
+    return response
 
 
 @bp.app_template_filter("fen")

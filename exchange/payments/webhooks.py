@@ -92,7 +92,9 @@ def store(session: Session, event: dict[str, Any], payload: str) -> GatewayEvent
     new_id = session.execute(statement).scalar()
     if new_id is None:
         return None
-    return session.get(GatewayEvent, new_id)
+    # populate_existing: the row was written by Core, so never trust an older object in the
+    # identity map (a savepoint rolled back in this session may have left one with this id).
+    return session.get(GatewayEvent, new_id, populate_existing=True)
 
 
 def receive(session: Session, event: dict[str, Any], payload: str) -> str:
@@ -195,6 +197,7 @@ def _apply_pending(session: Session, intent_id: str) -> None:
             GatewayEvent.object_ref == intent_id,
         )
         .order_by(GatewayEvent.created, GatewayEvent.id)
+        .execution_options(populate_existing=True)
     ).all()
     for row in waiting:
         apply(session, row, json.loads(row.payload))

@@ -83,6 +83,9 @@ def stripe_on(app: Flask, fake_stripe_server: fake_stripe.FakeStripe):
         PAYMENTS_GATEWAY="",
     )
     fake_stripe_server.fail_next = 0
+    # Each test's rows are rolled back and SQLite reuses their ids, so keys derived from ids
+    # (as the exchange's are) repeat across tests; Stripe forgets keys after 24 hours anyway.
+    fake_stripe_server.idempotency.clear()
     yield fake_stripe_server
     app.config.update(saved)
 
