@@ -103,13 +103,13 @@ class StripeGateway(PaymentGateway):
             max_network_retries=2,
         )
 
-    def _call(self, what: str, fn: Any, params: dict[str, Any], key: str) -> dict[str, Any]:
+    def _call(self, failure: str, fn: Any, params: dict[str, Any], key: str) -> dict[str, Any]:
+        """Call Stripe with an idempotency key; a refusal or an outage is GatewayUnavailable
+        with ``failure`` (and Stripe's own message for people, when it gives one)."""
         try:
             result = fn(params=params, options={"idempotency_key": key})
         except stripe.StripeError as exc:
-            raise GatewayUnavailable(
-                _l("Stripe could not %(what)s: %(why)s", what=what, why=exc.user_message or "")
-            ) from exc
+            raise GatewayUnavailable(f"{failure} {exc.user_message or ''}".strip()) from exc
         data: dict[str, Any] = result.to_dict()
         return data
 
@@ -134,7 +134,7 @@ class StripeGateway(PaymentGateway):
             intent["transfer_data"] = {"destination": destination}
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)
         data = self._call(
-            "start the card payment",
+            str(_l("Stripe could not start the card payment. Please try again later.")),
             self.client().v1.checkout.sessions.create,
             {
                 "mode": "payment",
@@ -169,7 +169,7 @@ class StripeGateway(PaymentGateway):
     ) -> str:
         """Refund part of a card payment; Stripe confirms with ``charge.refunded``."""
         data = self._call(
-            "refund the card payment",
+            str(_l("Stripe could not refund the card payment; nothing was changed.")),
             self.client().v1.refunds.create,
             {"payment_intent": payment_intent, "amount": amount_fen, "metadata": metadata},
             idempotency_key,
@@ -179,7 +179,7 @@ class StripeGateway(PaymentGateway):
     def create_account(self, *, company_id: int, name: str, email: str) -> str:
         """A Connect (Express) account for a company; one per company (keyed by its id)."""
         data = self._call(
-            "create the connected account",
+            str(_l("Stripe could not create your account. Please try again later.")),
             self.client().v1.accounts.create,
             {
                 "type": "express",
@@ -194,7 +194,7 @@ class StripeGateway(PaymentGateway):
     def onboarding_link(self, *, account_id: str, return_url: str, refresh_url: str) -> str:
         """A single-use onboarding link (a fresh one each time: links expire)."""
         data = self._call(
-            "open the onboarding",
+            str(_l("Stripe could not open the onboarding. Please try again later.")),
             self.client().v1.account_links.create,
             {
                 "account": account_id,

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,9 +68,13 @@ def account(
 ) -> LedgerAccount:
     """The account for ``kind`` (created on first use; concurrent creators get the same row)."""
     key = account_key(kind, currency, company_id=company_id, gateway=gateway)
+    cache: dict[str, LedgerAccount] = session.info.setdefault(_CACHE, {})
+    if key in cache:
+        return cache[key]
     by_key = select(LedgerAccount).where(LedgerAccount.key == key)
     found = session.scalar(by_key)
     if found is not None and found.key == key:
+        cache[key] = found
         return found
     insert_ignoring_duplicates(
         session,
@@ -87,7 +91,23 @@ def account(
     # written by Core: refresh any older object with this id (see webhooks.store)
     created = session.scalar(by_key.execution_options(populate_existing=True))
     assert created is not None
+    cache[key] = created
     return created
+
+
+_CACHE = "ledger_accounts"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_accounts(session: Session, _previous: object) -> None:
+    """An account created in a rolled-back (sub)transaction is gone: drop the cache."""
+    session.info.pop(_CACHE, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_accounts_at_the_end(session: Session, transaction: object) -> None:
+    if getattr(transaction, "parent", None) is None:  # the outermost one, not a savepoint
+        session.info.pop(_CACHE, None)
 
 
 def company_account(
