@@ -37,6 +37,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.listings.web import admin_bp as lots_admin_bp
     from exchange.listings.web import bp as listings_bp
     from exchange.notifications.web import bp as notifications_bp
+    from exchange.payments.admin_web import bp as payments_admin_bp
+    from exchange.payments.web import bp as payments_bp
     from exchange.reporting.admin_web import bp as reporting_admin_bp
     from exchange.reporting.web import bp as reporting_bp
     from exchange.trading.web import bp as trading_bp
@@ -60,6 +62,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(lots_admin_bp)
     app.register_blueprint(producer_lots_bp)
     app.register_blueprint(trading_bp)
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(payments_admin_bp)
 
     from exchange import handlers
 

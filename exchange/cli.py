@@ -97,3 +97,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(load_demo)
     app.cli.add_command(audit_cli)
     app.cli.add_command(jobs_cli)
+
+    from exchange.payments.cli import ledger_cli
+
+    app.cli.add_command(ledger_cli)

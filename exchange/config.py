@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,24 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", ""),
         "PUBLIC_URL": os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000"),
+        # Payments: the exchange's fee on money moved to a payee (% and minimum, in fen), the
+        # days an invoice is due in, and the account bank transfers go to.
+        "PAYMENTS_FEE_PCT": Decimal(os.environ.get("PAYMENTS_FEE_PCT", "1.0")),
+        "PAYMENTS_FEE_MIN_FEN": int(os.environ.get("PAYMENTS_FEE_MIN_FEN", "5000")),
+        "PAYMENTS_DUE_DAYS": int(os.environ.get("PAYMENTS_DUE_DAYS", "14")),
+        "PAYMENTS_BANK_ACCOUNT_NAME": os.environ.get(
+            "PAYMENTS_BANK_ACCOUNT_NAME",
+            "赤泥交易所（示范）有限公司 Red Mud Exchange (Demo) Co., Ltd.",
+        ),
+        "PAYMENTS_BANK_ACCOUNT_NUMBER": os.environ.get(
+            "PAYMENTS_BANK_ACCOUNT_NUMBER", "6222 0216 0000 1234 567"
+        ),
+        "PAYMENTS_BANK_ACCOUNT_BANK": os.environ.get(
+            "PAYMENTS_BANK_ACCOUNT_BANK", "中国工商银行淄博分行 ICBC Zibo Branch (demo)"
+        ),
+        # "bank" or "stripe"; empty: Stripe when its keys are set, else bank transfer.
+        "PAYMENTS_GATEWAY": os.environ.get("PAYMENTS_GATEWAY", ""),
+        "PAYMENTS_OVERDUE_SECONDS": int(os.environ.get("PAYMENTS_OVERDUE_SECONDS", "3600")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

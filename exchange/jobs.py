@@ -106,6 +106,13 @@ def _detect_anomalies(app: Flask) -> object:
         return len(detect(session))
 
 
+def _payments_overdue(app: Flask) -> object:
+    from exchange.payments.overdue import mark_overdue
+
+    with session_scope(app) as session:
+        return len(mark_overdue(session))
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
     return [
@@ -125,6 +132,7 @@ def periodic_jobs(app: Flask) -> list[PeriodicJob]:
         PeriodicJob(
             "reporting-anomalies", app.config.get("ANOMALY_CHECK_SECONDS", 900), _detect_anomalies
         ),
+        PeriodicJob("payments-overdue", app.config["PAYMENTS_OVERDUE_SECONDS"], _payments_overdue),
     ]
 
 

@@ -7,6 +7,7 @@ from exchange.contracts import models as contracts_models
 from exchange.db import Base
 from exchange.listings import models as listings_models
 from exchange.notifications import models as notifications_models
+from exchange.payments import models as payments_models
 from exchange.reporting import models as reporting_models
 from exchange.trading import models as trading_models
 
@@ -21,5 +22,6 @@ __all__ = [
     "metadata",
     "notifications_models",
     "reporting_models",
+    "payments_models",
     "trading_models",
 ]

@@ -30,6 +30,9 @@ account_services._hasher = account_services.PasswordHasher(
 )
 account_services._DUMMY_HASH = account_services._hasher.hash("not-a-real-password")
 
+#: Fixtures shared by one context's tests across unit/integration/functional/e2e.
+pytest_plugins = ["tests.support.payments"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
