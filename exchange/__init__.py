@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.admin_web import bp as admin_bp
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
+    from exchange.demand.web import bp as demand_bp
     from exchange.notifications.web import bp as notifications_bp
     from exchange.web import bp as site_bp
 
@@ -40,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(demand_bp)
 
     from exchange import handlers
 

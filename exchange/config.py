@@ -35,6 +35,18 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+MATCH_FREIGHT_KEYS = (
+    "MATCH_ROAD_FACTOR",
+    "MATCH_HANDLING",
+    "MATCH_RATE_ROAD",
+    "MATCH_RATE_RAIL",
+    "MATCH_RATE_WATER",
+    "MATCH_CO2_ROAD",
+    "MATCH_CO2_RAIL",
+    "MATCH_CO2_WATER",
+)
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The application settings: environment first, then ``overrides`` (tests)."""
     smtp_host = os.environ.get("SMTP_HOST", "")
@@ -80,7 +92,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RUN_JOBS_IN_PROCESS": _bool("RUN_JOBS_IN_PROCESS", not os.environ.get("REDIS_URL")),
         "AUDIT_CHECKPOINT_SECONDS": int(os.environ.get("AUDIT_CHECKPOINT_SECONDS", "300")),
         "TESTING": False,
+        # Matching: how often the sweep recomputes what changed.
+        "MATCH_SWEEP_SECONDS": int(os.environ.get("MATCH_SWEEP_SECONDS", "60")),
     }
+    # Freight and CO2 settings for matching; empty keeps the sourced defaults documented in
+    # exchange/demand/freight.py (MATCH_RATE_WATER has none: water is unpriced until set).
+    for key in MATCH_FREIGHT_KEYS:
+        config[key] = os.environ.get(key, "")
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
     if overrides:
         config.update(overrides)

@@ -3,6 +3,7 @@
 from exchange.accounts import models as accounts_models
 from exchange.audit import models as audit_models
 from exchange.db import Base
+from exchange.demand import models as demand_models
 from exchange.listings import models as listings_models
 from exchange.notifications import models as notifications_models
 from exchange.trading import models as trading_models
@@ -12,6 +13,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "audit_models",
+    "demand_models",
     "listings_models",
     "metadata",
     "notifications_models",
