@@ -149,8 +149,8 @@ class DemandForm(FlaskForm):
         for i, row in enumerate(self.specs):
             window = windows[i] if i < len(windows) else None
             row.parameter.data = window.parameter if window else ""
-            row.minimum.data = window.minimum if window else None
-            row.maximum.data = window.maximum if window else None
+            row.minimum.data = _plain(window.minimum) if window else None
+            row.maximum.data = _plain(window.maximum) if window else None
             row.minimum.raw_data = None
             row.maximum.raw_data = None
 
@@ -172,9 +172,12 @@ class DemandForm(FlaskForm):
         self.notes.data = demand.notes or ""
 
 
-def _plain(value: Decimal) -> Decimal:
+def plain(value: Decimal | None) -> Decimal | None:
     """A stored decimal without trailing zeros (3000.000 → 3000) for editing."""
-    return Decimal(format(Decimal(value).normalize(), "f"))
+    return None if value is None else Decimal(format(Decimal(value).normalize(), "f"))
+
+
+_plain = plain
 
 
 class CloseForm(FlaskForm):

@@ -45,6 +45,7 @@ FAMILY = {
 }
 CONSTRAINT = {
     Constraint.STATUS: _l("Lot is published"),
+    Constraint.COUNTERPARTY: _l("Offered by another company"),
     Constraint.MATERIAL: _l("Accepted material"),
     Constraint.BASIS: _l("Dry basis known"),
     Constraint.QUANTITY: _l("Remaining ≥ your minimum lot (dry t)"),
@@ -60,6 +61,7 @@ REASON = {
     "outside_window": _l("outside the window"),
     "gate_fails": _l("fails the gate"),
     "not_published": _l("not published"),
+    "own_lot": _l("your own company's lot"),
     "material_not_accepted": _l("material not accepted"),
     "moisture_unknown": _l("wet lot without a moisture figure"),
     "too_little_remaining": _l("too little remaining"),

@@ -67,6 +67,7 @@ def load_lot_facts(session: Session, lot_ids: Sequence[int]) -> list[LotFacts]:
         for row in session.execute(
             select(
                 Lot.id,
+                Lot.producer_id,
                 Lot.status,
                 Lot.material_family,
                 Lot.material_code,
@@ -100,6 +101,7 @@ def load_lot_facts(session: Session, lot_ids: Sequence[int]) -> list[LotFacts]:
         facts.append(
             LotFacts(
                 id=row.id,
+                producer_id=row.producer_id,
                 status=str(row.status.value if hasattr(row.status, "value") else row.status),
                 family=row.material_family,
                 material_code=row.material_code,
@@ -165,6 +167,7 @@ def load_demand_facts(session: Session, demand_ids: Sequence[int]) -> list[Deman
         facts.append(
             DemandFacts(
                 id=demand.id,
+                buyer_id=demand.buyer_id,
                 status=demand.status.value,
                 end_use=demand.end_use,
                 materials=tuple(materials.get(demand.id, [])),

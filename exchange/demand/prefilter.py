@@ -170,6 +170,7 @@ def lot_candidates_sql(demand: DemandFacts, settings: FreightSettings) -> Any:
     )
     conditions: list[ColumnElement[bool]] = [
         Lot.status == PUBLISHED,
+        Lot.producer_id != demand.buyer_id,
         material,
         Lot.remaining * basis >= _num(demand.min_lot_size - EPS_TONNES),
         Lot.min_order * basis <= _num(demand.quantity + EPS_TONNES),
@@ -257,6 +258,7 @@ def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
     k = settings.road_factor * rate / haul
     conditions: list[ColumnElement[bool]] = [
         Demand.status == DemandStatus.OPEN,
+        Demand.buyer_id != lot.producer_id,
         Demand.end_use.in_(allowed),
         exists().where(
             dm.demand_id == Demand.id,

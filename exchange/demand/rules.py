@@ -122,6 +122,7 @@ class SpecWindow:
 @dataclass(frozen=True)
 class LotFacts:
     id: int
+    producer_id: int
     status: str
     family: str
     material_code: str
@@ -160,6 +161,7 @@ class LotFacts:
 @dataclass(frozen=True)
 class DemandFacts:
     id: int
+    buyer_id: int
     status: str
     end_use: str
     #: (family, material code or None for the whole family)
@@ -186,6 +188,7 @@ class DemandFacts:
 
 class Constraint(enum.StrEnum):
     STATUS = "status"
+    COUNTERPARTY = "counterparty"
     MATERIAL = "material"
     BASIS = "basis"
     QUANTITY = "quantity"
@@ -362,7 +365,8 @@ def _coverage(lot: LotFacts, demand: DemandFacts, basis: Decimal) -> Decimal:
 def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> Evaluation:
     """Every hard constraint of ``lot`` against ``demand``, with its value, limit and margin.
 
-    The lot matches when ``ok``: published; of an accepted material; convertible to dry tonnes;
+    The lot matches when ``ok``: published; offered by another company than the buyer (nobody
+    trades with itself); of an accepted material; convertible to dry tonnes;
     remaining ≥ the demand's minimum lot; its minimum order ≤ the demand's quantity; availability
     overlapping the delivery window; inside every spec window (a missing value fails as "not
     measured"); passing the end use's compliance gates; an accepted priced transport mode; and a
@@ -376,6 +380,10 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
             value=lot.status,
             reason=None if lot.status == "published" else "not_published",
         )
+    )
+    own = lot.producer_id == demand.buyer_id
+    checks.append(
+        ConstraintResult(Constraint.COUNTERPARTY, not own, reason="own_lot" if own else None)
     )
     checks.append(
         ConstraintResult(

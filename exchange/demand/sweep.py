@@ -44,11 +44,7 @@ def changed_lot_ids(session: Session, since: dt.datetime) -> list[int]:
         )
     )
     reassayed = select(Assay.lot_id).where(Assay.created_at >= since)
-    stale = (
-        select(Match.lot_id)
-        .join(Lot, Lot.id == Match.lot_id)
-        .where(Lot.status != PUBLISHED)
-    )
+    stale = select(Match.lot_id).join(Lot, Lot.id == Match.lot_id).where(Lot.status != PUBLISHED)
     ids = set(session.scalars(touched)) | set(session.scalars(reassayed))
     ids |= set(session.scalars(stale))
     return sorted(ids)

@@ -17,7 +17,7 @@ from exchange.accounts.rules import role_allows
 from exchange.catalog.materials import EndUse
 from exchange.db import commit, get_session
 from exchange.demand import drafts, labels, matching, rules, services
-from exchange.demand.forms import AlertForm, BoardFilterForm, CloseForm, DemandForm
+from exchange.demand.forms import AlertForm, BoardFilterForm, CloseForm, DemandForm, plain
 from exchange.demand.freight import DEFAULT_CO2, DEFAULT_RATES, settings_from_config
 from exchange.demand.models import Demand, Match
 from exchange.errors import DomainError, ValidationError
@@ -165,7 +165,7 @@ def mine():  # type: ignore[no-untyped-def]
         formdata=None,
         as_buyer=setting.as_buyer,
         as_producer=setting.as_producer,
-        min_headroom=setting.min_headroom,
+        min_headroom=plain(setting.min_headroom),
     )
     return render_template("demand/mine.html", rows=rows, alert_form=alert_form)
 

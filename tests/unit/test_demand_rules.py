@@ -46,6 +46,7 @@ HIGH_FE = {
 def lot(**changes) -> LotFacts:
     base = LotFacts(
         id=1,
+        producer_id=100,
         status="published",
         family="red_mud",
         material_code="rm_bayer_filter_cake",
@@ -68,6 +69,7 @@ def lot(**changes) -> LotFacts:
 def demand(**changes) -> DemandFacts:
     base = DemandFacts(
         id=7,
+        buyer_id=200,
         status="open",
         end_use="cement_iron_corrective",
         materials=(("red_mud", None),),
@@ -121,6 +123,11 @@ def test_every_constraint_is_explained_with_value_limit_and_margin():
 
 def test_a_lot_that_is_not_published_fails():
     assert failing(evaluate(lot(status="withdrawn"), demand(), SETTINGS)) == {"status"}
+
+
+def test_a_companys_own_lot_never_matches_its_own_demand():
+    result = evaluate(lot(producer_id=200), demand(), SETTINGS)
+    assert failing(result) == {"counterparty"}
 
 
 def test_material_must_be_a_whole_accepted_family_or_a_listed_material():
