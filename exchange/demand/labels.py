@@ -121,7 +121,7 @@ def parameter_choices() -> list[tuple[str, str]]:
     for code in (*ASSAY_PARAMETERS, *DERIVED_QUANTITIES):
         unit = parameter_unit(code)
         label = parameter_name(code)
-        if label != code and not label.startswith(code):
+        if code not in label:
             label = f"{code} · {label}"
         choices.append((code, f"{label} ({unit})" if unit else label))
     return choices

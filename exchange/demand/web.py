@@ -112,7 +112,9 @@ def _form_page(form: DemandForm, demand: Demand | None, status: int = 200):  # t
         e.value: [[w.parameter, _plain(w.minimum), _plain(w.maximum)] for w in drafts.presets(e)]
         for e in EndUse
     }
-    return render_template("demand/form.html", form=form, demand=demand, presets=presets), status
+    return render_template(
+        "demand/form.html", form=form, demand=demand, presets=presets, invalid=status == 422
+    ), status
 
 
 def _plain(value: Decimal | None) -> str:
