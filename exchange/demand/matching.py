@@ -8,10 +8,8 @@ is per lot or per demand: ``recompute_for_lot`` rewrites one lot's row of the ma
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -26,17 +24,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from exchange.accounts.models import Site
-from exchange.catalog.assays import present_values
 from exchange.db import utcnow
-from exchange.demand import prefilter, rules
+from exchange.demand import lotindex, prefilter, rules
+from exchange.demand.facts import load_demand_facts, load_lot_facts
 from exchange.demand.freight import (
     FreightSettings,
     settings_from_config,
 )
-from exchange.demand.models import Demand, DemandMaterial, DemandSpec, Match
-from exchange.demand.rules import DemandFacts, DemandStatus, Evaluation, LotFacts, SpecWindow
-from exchange.listings.models import AssayValue, Lot
+from exchange.demand.models import Demand, Match
+from exchange.demand.rules import DemandStatus, Evaluation, LotFacts
+from exchange.listings.models import Lot
 
 PUBLISHED = prefilter.PUBLISHED
 CHUNK = 2000
@@ -49,141 +46,6 @@ def current_settings() -> FreightSettings:
     if has_app_context():
         return settings_from_config(current_app.config)
     return FreightSettings()
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    for i in range(0, len(ids), CHUNK):
-        yield ids[i : i + CHUNK]
-
-
-# --- Loading facts ----------------------------------------------------------------------------
-
-
-def load_lot_facts(session: Session, lot_ids: Sequence[int]) -> list[LotFacts]:
-    """Lots with their storage-site coordinates and assay values, in ``lot_ids`` order."""
-    rows: dict[int, Any] = {}
-    values: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    for chunk in _chunks(list(lot_ids)):
-        for row in session.execute(
-            select(
-                Lot.id,
-                Lot.producer_id,
-                Lot.status,
-                Lot.material_family,
-                Lot.material_code,
-                Lot.price,
-                Lot.basis,
-                Lot.moisture_pct,
-                Lot.remaining,
-                Lot.min_order,
-                Lot.recurrence,
-                Lot.monthly_quantity,
-                Lot.available_from,
-                Lot.available_until,
-                Site.latitude,
-                Site.longitude,
-            )
-            .join(Site, Site.id == Lot.site_id)
-            .where(Lot.id.in_(chunk))
-        ):
-            rows[row.id] = row
-        for lot_id, parameter, value in session.execute(
-            select(AssayValue.lot_id, AssayValue.parameter, AssayValue.value).where(
-                AssayValue.lot_id.in_(chunk)
-            )
-        ):
-            values[lot_id][parameter] = Decimal(value)
-    facts = []
-    for lot_id in lot_ids:
-        row = rows.get(lot_id)
-        if row is None:
-            continue
-        facts.append(
-            LotFacts(
-                id=row.id,
-                producer_id=row.producer_id,
-                status=str(row.status.value if hasattr(row.status, "value") else row.status),
-                family=row.material_family,
-                material_code=row.material_code,
-                price=Decimal(row.price),
-                basis=str(row.basis.value if hasattr(row.basis, "value") else row.basis),
-                moisture_pct=None if row.moisture_pct is None else Decimal(row.moisture_pct),
-                remaining=Decimal(row.remaining),
-                min_order=Decimal(row.min_order),
-                recurrence=str(
-                    row.recurrence.value if hasattr(row.recurrence, "value") else row.recurrence
-                ),
-                monthly_quantity=None
-                if row.monthly_quantity is None
-                else Decimal(row.monthly_quantity),
-                available_from=row.available_from,
-                available_until=row.available_until,
-                latitude=Decimal(row.latitude),
-                longitude=Decimal(row.longitude),
-                values=present_values(values.get(lot_id, {})),
-            )
-        )
-    return facts
-
-
-def load_demand_facts(session: Session, demand_ids: Sequence[int]) -> list[DemandFacts]:
-    """Demands with their delivery-site coordinates, materials and windows, in id order given."""
-    rows: dict[int, Any] = {}
-    materials: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
-    specs: dict[int, list[SpecWindow]] = defaultdict(list)
-    for chunk in _chunks(list(demand_ids)):
-        for row in session.execute(
-            select(Demand, Site.latitude, Site.longitude)
-            .join(Site, Site.id == Demand.delivery_site_id)
-            .where(Demand.id.in_(chunk))
-        ):
-            rows[row[0].id] = row
-        for demand_id, family, code in session.execute(
-            select(
-                DemandMaterial.demand_id,
-                DemandMaterial.material_family,
-                DemandMaterial.material_code,
-            )
-            .where(DemandMaterial.demand_id.in_(chunk))
-            .order_by(DemandMaterial.id)
-        ):
-            materials[demand_id].append((family, code))
-        for spec in session.scalars(
-            select(DemandSpec).where(DemandSpec.demand_id.in_(chunk)).order_by(DemandSpec.id)
-        ):
-            specs[spec.demand_id].append(
-                SpecWindow(
-                    spec.parameter,
-                    None if spec.min_value is None else Decimal(spec.min_value),
-                    None if spec.max_value is None else Decimal(spec.max_value),
-                )
-            )
-    facts = []
-    for demand_id in demand_ids:
-        row = rows.get(demand_id)
-        if row is None:
-            continue
-        demand, lat, lon = row
-        facts.append(
-            DemandFacts(
-                id=demand.id,
-                buyer_id=demand.buyer_id,
-                status=demand.status.value,
-                end_use=demand.end_use,
-                materials=tuple(materials.get(demand.id, [])),
-                specs=tuple(specs.get(demand.id, [])),
-                quantity=Decimal(demand.quantity),
-                recurrence=demand.recurrence.value,
-                min_lot_size=Decimal(demand.min_lot_size),
-                window_start=demand.window_start,
-                window_end=demand.window_end,
-                max_price=Decimal(demand.max_price),
-                modes=demand.modes,
-                latitude=Decimal(lat),
-                longitude=Decimal(lon),
-            )
-        )
-    return facts
 
 
 # --- Storing ----------------------------------------------------------------------------------
@@ -283,17 +145,35 @@ def _store(
     return delta
 
 
+#: Gate results by (lot id, end use): they depend on the lot's assay only.
+GateCache = dict[tuple[int, str], tuple[rules.ConstraintResult, ...]]
+
+
+def _gates(lot: LotFacts, end_use: str, cache: GateCache) -> tuple[rules.ConstraintResult, ...]:
+    key = (lot.id, end_use)
+    if key not in cache:
+        cache[key] = rules.gate_results(end_use, lot.values, lot.solid_waste)
+    return cache[key]
+
+
 def recompute_for_demand(
     session: Session,
     demand_id: int,
     settings: FreightSettings | None = None,
     *,
     announce: bool = True,
+    gate_cache: GateCache | None = None,
+    sync: bool = True,
 ) -> Delta:
     """Rewrite ``demand_id``'s matches (its column): prefilter lots in SQL, score in Python.
 
-    A demand that is not open, or no longer exists, loses all its matches.
+    A demand that is not open, or no longer exists, loses all its matches. ``gate_cache`` lets
+    a rebuild reuse each lot's gate results across demands of the same end use; ``sync``
+    first refreshes stale ``match_lots`` rows (a rebuild has just rewritten them all).
     """
+    cache: GateCache = {} if gate_cache is None else gate_cache
+    if sync:
+        lotindex.sync(session)
     settings = settings or current_settings()
     session.flush()
     existing = session.execute(
@@ -305,7 +185,8 @@ def recompute_for_demand(
         demand = facts[0]
         lot_ids = list(session.scalars(prefilter.lot_candidates_sql(demand, settings)))
         for lot in load_lot_facts(session, lot_ids):
-            results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings)))
+            gates = _gates(lot, demand.end_use, cache)
+            results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings, gates=gates)))
     delta = _store(session, ("demand", demand_id), existing, results)
     if announce and delta.added:
         from exchange.demand.alerts import announce as send
@@ -331,13 +212,16 @@ def recompute_for_lot(
     existing = session.execute(
         select(Match.lot_id, Match.demand_id).where(Match.lot_id == lot_id)
     ).all()
-    facts = load_lot_facts(session, [lot_id])
+    facts = lotindex.refresh(session, [lot_id])
     results: list[tuple[int, int, Evaluation]] = []
     if facts and facts[0].status == PUBLISHED:
         lot = facts[0]
         demand_ids = list(session.scalars(prefilter.demand_candidates_sql(lot, settings)))
+        demand_ids = prefilter.within_windows(session, lot, demand_ids)
+        cache: GateCache = {}
         for demand in load_demand_facts(session, demand_ids):
-            results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings)))
+            gates = _gates(lot, demand.end_use, cache)
+            results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings, gates=gates)))
     delta = _store(session, ("lot", lot_id), existing, results)
     if announce and delta.added:
         from exchange.demand.alerts import announce as send
@@ -353,6 +237,7 @@ def rebuild_all(session: Session, settings: FreightSettings | None = None) -> De
     """
     settings = settings or current_settings()
     delta = Delta()
+    lotindex.rebuild(session)
     stale = select(Match.id).where(
         or_(
             ~exists().where(Demand.id == Match.demand_id, Demand.status == DemandStatus.OPEN),
@@ -366,11 +251,21 @@ def rebuild_all(session: Session, settings: FreightSettings | None = None) -> De
         delete(Match).where(Match.id.in_(stale)).execution_options(synchronize_session=False)
     )
     delta.removed += [tuple(r) for r in removed]  # type: ignore[misc]
-    open_ids = session.scalars(
-        select(Demand.id).where(Demand.status == DemandStatus.OPEN).order_by(Demand.id)
+    # Demands of one end use in a row share the lots' gate results; the cache is dropped
+    # between end uses so that it never holds more than one per lot.
+    open_demands = session.execute(
+        select(Demand.id, Demand.end_use)
+        .where(Demand.status == DemandStatus.OPEN)
+        .order_by(Demand.end_use, Demand.id)
     ).all()
-    for demand_id in open_ids:
-        delta += recompute_for_demand(session, demand_id, settings, announce=False)
+    cache: GateCache = {}
+    current = None
+    for demand_id, end_use in open_demands:
+        if end_use != current:
+            cache, current = {}, end_use
+        delta += recompute_for_demand(
+            session, demand_id, settings, announce=False, gate_cache=cache, sync=False
+        )
     return delta
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     Enum,
     ForeignKey,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -24,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.accounts.models import Company, Site
-from exchange.db import Base
+from exchange.catalog.parameters import ASSAY_PARAMETERS, DERIVED_QUANTITIES
+from exchange.db import Base, UTCDateTime
 from exchange.demand.freight import TransportMode
 from exchange.demand.rules import DemandStatus, SpecWindow, Visibility
 from exchange.listings.models import Lot
@@ -262,3 +266,43 @@ class MatchAlertSetting(Base):
     #: Only announce a match whose headroom (maximum delivered price − landed cost, CNY per dry
     #: tonne) is at least this much: the surplus a deal at that pair can split.
     min_headroom: Mapped[Decimal] = mapped_column(PRICE, default=Decimal(0))
+
+
+# --- The lots as matching sees them -------------------------------------------------------------
+
+
+def quantity_column(code: str) -> str:
+    """The ``match_lots`` column of a parameter or derived quantity ("Na2O+K2O" → "q_na2o_k2o")."""
+    return "q_" + re.sub(r"[^a-z0-9]+", "_", code.lower()).strip("_")
+
+
+#: Every quantity a spec window or a compliance gate can name.
+MATCH_QUANTITIES = (*ASSAY_PARAMETERS, *DERIVED_QUANTITIES)
+
+#: One row per published lot: its terms on a dry basis, its storage coordinates and one column
+#: per assay quantity (derived ones computed as the rules compute them). The demand-side
+#: prefilter scans this table with plain column predicates, which measured ~20 times faster
+#: than set operations over ``assay_values``. Matching keeps it: a lot's row is rewritten when
+#: the lot is recomputed, and rows older than their lot's last change are refreshed first.
+match_lots = Table(
+    "match_lots",
+    Base.metadata,
+    Column("lot_id", Integer, ForeignKey("lots.id", ondelete="CASCADE"), primary_key=True),
+    Column("producer_id", Integer, nullable=False),
+    Column("material_family", String(20), nullable=False),
+    Column("material_code", String(40), nullable=False),
+    #: Waste-law gates apply (red mud, co-wastes) or not (products).
+    Column("solid_waste", Boolean, nullable=False),
+    #: Signed CNY per dry tonne.
+    Column("price_dry", Numeric(14, 4), nullable=False),
+    Column("remaining_dry", TONNES, nullable=False),
+    Column("min_order_dry", TONNES, nullable=False),
+    Column("available_from", Date, nullable=False),
+    Column("available_until", Date),
+    Column("latitude", Numeric(9, 6), nullable=False),
+    Column("longitude", Numeric(9, 6), nullable=False),
+    *(Column(quantity_column(code), ASSAY) for code in MATCH_QUANTITIES),
+    Column("refreshed_at", UTCDateTime(), nullable=False),
+    # Narrow, so the staleness check reads an index instead of the wide rows.
+    Index("ix_match_lots_lot_id_refreshed_at", "lot_id", "refreshed_at"),
+)

@@ -6,6 +6,9 @@ never the reverse (an integration test compares them with evaluating every pair)
 widened a little because SQLite compares numerics as binary floats, and because the rules round
 distance, route and money.
 
+Lots are read from ``match_lots`` (one row per published lot with a column per assay
+quantity), demands from their tables with ``demand_specs``.
+
 The freight part uses lower bounds of the great-circle distance that need no trigonometry in
 SQL: ``R·|Δlat|`` and, for sites below 55° and up to 60° of longitude apart, a bound linear in
 ``|Δlon|`` (see ``freight``).
@@ -13,27 +16,28 @@ SQL: ``R·|Δlat|`` and, for sites below 55° and up to 60° of longitude apart,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     and_,
-    case,
     exists,
     false,
     func,
-    literal_column,
+    literal,
     or_,
     select,
     true,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from exchange.accounts.models import Site
 from exchange.catalog.assays import measure
-from exchange.catalog.materials import EndUse, MaterialFamily
-from exchange.catalog.parameters import ASSAY_PARAMETERS, DERIVED_QUANTITIES
+from exchange.catalog.materials import EndUse
+from exchange.catalog.parameters import DERIVED_QUANTITIES
 from exchange.demand import rules
 from exchange.demand.freight import (
     KM_PER_DEG_LAT,
@@ -43,9 +47,14 @@ from exchange.demand.freight import (
     FreightSettings,
     TransportMode,
 )
-from exchange.demand.models import Demand, DemandMaterial, DemandSpec
+from exchange.demand.models import (
+    Demand,
+    DemandMaterial,
+    DemandSpec,
+    match_lots,
+    quantity_column,
+)
 from exchange.demand.rules import DemandFacts, DemandStatus, LotFacts, SpecWindow
-from exchange.listings.models import AssayValue, Lot
 
 PUBLISHED = "published"
 #: Widening of SQL bounds: money (landed cost is rounded to the fen, several times), tonnes,
@@ -57,8 +66,9 @@ EPS_VALUE = Decimal("0.000001")
 
 
 def _num(value: Decimal | float | int) -> ColumnElement[Any]:
-    """A numeric literal that SQLite will not treat as an integer (no integer division)."""
-    return literal_column(repr(float(value)))
+    """A bound float: SQLite does no integer division on it, and statements that differ only
+    in their numbers share one compiled form in SQLAlchemy's cache."""
+    return literal(float(value), Float())
 
 
 # --- SQL prefilters ---------------------------------------------------------------------------
@@ -73,42 +83,6 @@ def _window_sql(
     if maximum is not None:
         parts.append(column <= _num(maximum + slack))
     return and_(true(), *parts)
-
-
-def _quantity_window_sql(
-    lot_id: ColumnElement[int], quantity: str, minimum: Decimal | None, maximum: Decimal | None
-) -> ColumnElement[bool]:
-    """A lot's assay satisfies ``minimum ≤ quantity ≤ maximum`` (widened; all inputs present)."""
-    av = aliased(AssayValue)
-    if quantity in ASSAY_PARAMETERS:
-        return exists().where(
-            av.lot_id == lot_id,
-            av.parameter == quantity,
-            _window_sql(av.value, minimum, maximum, EPS_VALUE),
-        )
-    derived = DERIVED_QUANTITIES[quantity]
-    # Rounded-up derived values (GB 6566 indices) may pass a minimum the exact sum misses.
-    slack = EPS_VALUE + (Decimal(1).scaleb(-derived.places) if derived.places is not None else 0)
-    total = func.sum(
-        case(
-            *(
-                (av.parameter == code, av.value if divisor == 1 else av.value / _num(divisor))
-                for code, divisor in derived.terms
-            ),
-            else_=_num(0),
-        )
-    )
-    parts = []
-    if minimum is not None:
-        parts.append(total >= _num(minimum - slack))
-    if maximum is not None:
-        parts.append(total <= _num(maximum + EPS_VALUE))
-    return exists(
-        select(av.lot_id)
-        .where(av.lot_id == lot_id, av.parameter.in_(derived.inputs))
-        .group_by(av.lot_id)
-        .having(and_(func.count(av.id) == len(derived.inputs), *parts))
-    )
 
 
 def _gate_windows(end_use: str, solid_waste: bool) -> list[SpecWindow]:
@@ -152,66 +126,55 @@ def _price_bound_sql(
     return conditions
 
 
+def _column_window(code: str, minimum: Decimal | None, maximum: Decimal | None) -> Any:
+    """``minimum ≤ quantity ≤ maximum`` (widened) on the quantity's ``match_lots`` column;
+    a missing value is NULL and fails, as in the rules."""
+    column = match_lots.c[quantity_column(code)]
+    return and_(column.is_not(None), _window_sql(column, minimum, maximum, EPS_VALUE))
+
+
 def lot_candidates_sql(demand: DemandFacts, settings: FreightSettings) -> Any:
-    """Ids of lots that may match ``demand`` (a superset of the matches)."""
+    """Ids of lots that may match ``demand`` (a superset of the matches), from ``match_lots``."""
     rate = settings.cheapest_rate(demand.modes)
     if rate is None or demand.status != DemandStatus.OPEN or not demand.materials:
-        return select(Lot.id).where(false())
-    # Dry tonnes per tonne of the lot's basis (a wet lot without moisture fails in Python).
-    basis = case(
-        (Lot.basis == "wet", _num(1) - func.coalesce(Lot.moisture_pct, 0) / _num(100)),
-        else_=_num(1),
-    )
+        return select(match_lots.c.lot_id).where(false())
+    lot = match_lots.c
     whole = [f for f, c in demand.materials if c is None]
     codes = [c for _f, c in demand.materials if c is not None]
-    material = or_(
-        Lot.material_family.in_(whole) if whole else false(),
-        Lot.material_code.in_(codes) if codes else false(),
-    )
     conditions: list[ColumnElement[bool]] = [
-        Lot.status == PUBLISHED,
-        Lot.producer_id != demand.buyer_id,
-        material,
-        Lot.remaining * basis >= _num(demand.min_lot_size - EPS_TONNES),
-        Lot.min_order * basis <= _num(demand.quantity + EPS_TONNES),
-        Lot.available_from <= demand.window_end,
-        or_(Lot.available_until.is_(None), Lot.available_until >= demand.window_start),
+        lot.producer_id != demand.buyer_id,
+        or_(
+            lot.material_family.in_(whole) if whole else false(),
+            lot.material_code.in_(codes) if codes else false(),
+        ),
+        lot.remaining_dry >= _num(demand.min_lot_size - EPS_TONNES),
+        lot.min_order_dry <= _num(demand.quantity + EPS_TONNES),
+        lot.available_from <= demand.window_end,
+        or_(lot.available_until.is_(None), lot.available_until >= demand.window_start),
     ]
     k = settings.road_factor * rate
     conditions += _price_bound_sql(
-        Lot.price / basis + _num(settings.handling),
+        lot.price_dry + _num(settings.handling),
         _num(demand.max_price),
-        Site.latitude,
-        Site.longitude,
+        lot.latitude,
+        lot.longitude,
         demand.latitude,
         demand.longitude,
         KM_PER_DEG_LAT * k,
         KM_PER_DEG_LON_BOUND * k,
     )
-    for spec in demand.specs:
-        conditions.append(_quantity_window_sql(Lot.id, spec.parameter, spec.minimum, spec.maximum))
-    for window in _gate_windows(demand.end_use, solid_waste=False):
-        conditions.append(
-            _quantity_window_sql(Lot.id, window.parameter, window.minimum, window.maximum)
-        )
-    waste = [
-        w
-        for w in _gate_windows(demand.end_use, solid_waste=True)
-        if w not in _gate_windows(demand.end_use, solid_waste=False)
-    ]
+    for window in [*demand.specs, *_gate_windows(demand.end_use, solid_waste=False)]:
+        conditions.append(_column_window(window.parameter, window.minimum, window.maximum))
+    own = _gate_windows(demand.end_use, solid_waste=False)
+    waste = [w for w in _gate_windows(demand.end_use, solid_waste=True) if w not in own]
     if waste:
         conditions.append(
             or_(
-                Lot.material_family == MaterialFamily.RM_PRODUCT.value,
-                and_(
-                    *(
-                        _quantity_window_sql(Lot.id, w.parameter, w.minimum, w.maximum)
-                        for w in waste
-                    )
-                ),
+                lot.solid_waste.is_(False),
+                and_(*(_column_window(w.parameter, w.minimum, w.maximum) for w in waste)),
             )
         )
-    return select(Lot.id).join(Site, Site.id == Lot.site_id).where(*conditions).order_by(Lot.id)
+    return select(lot.lot_id).where(*conditions).order_by(lot.lot_id)
 
 
 def _known_quantities(values: dict[str, Decimal] | Any) -> dict[str, Decimal]:
@@ -225,7 +188,8 @@ def _known_quantities(values: dict[str, Decimal] | Any) -> dict[str, Decimal]:
 
 
 def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
-    """Ids of open demands that may match ``lot`` (a superset of the matches)."""
+    """Ids of open demands that may match ``lot`` on everything but their spec windows (a
+    superset of the matches); ``within_windows`` then checks the windows."""
     basis = lot.basis_factor
     haul = lot.dry_fraction if lot.dry_fraction and lot.dry_fraction > 0 else Decimal(1)
     priced = settings.priced()
@@ -236,19 +200,6 @@ def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
     if not allowed:
         return select(Demand.id).where(false())
     dm = aliased(DemandMaterial)
-    spec = aliased(DemandSpec)
-    known = _known_quantities(lot.values)
-    satisfied = or_(
-        false(),
-        *(
-            and_(
-                spec.parameter == code,
-                or_(spec.min_value.is_(None), spec.min_value <= _num(value + EPS_VALUE)),
-                or_(spec.max_value.is_(None), spec.max_value >= _num(value - EPS_VALUE)),
-            )
-            for code, value in known.items()
-        ),
-    )
     mode_columns = {
         TransportMode.ROAD: Demand.accepts_road,
         TransportMode.RAIL: Demand.accepts_rail,
@@ -269,7 +220,6 @@ def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
         Demand.quantity >= _num(lot.min_order * basis - EPS_TONNES),
         Demand.window_end >= lot.available_from,
         or_(*(mode_columns[m] for m in priced)),
-        ~exists().where(spec.demand_id == Demand.id, ~satisfied),
     ]
     if lot.available_until is not None:
         conditions.append(Demand.window_start <= lot.available_until)
@@ -289,3 +239,32 @@ def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
         .where(*conditions)
         .order_by(Demand.id)
     )
+
+
+def within_windows(session: Session, lot: LotFacts, demand_ids: Sequence[int]) -> list[int]:
+    """The ``demand_ids`` whose every spec window the lot's assay satisfies.
+
+    Windows are few per demand, so they are read for the candidates and checked here, exactly,
+    instead of being matched against each of the lot's quantities in SQL.
+    """
+    from exchange.demand.facts import id_filters
+
+    known = _known_quantities(lot.values)
+    failed: set[int] = set()
+    for condition in id_filters(session, DemandSpec.demand_id, demand_ids):
+        for demand_id, parameter, minimum, maximum in session.execute(
+            select(
+                DemandSpec.demand_id,
+                DemandSpec.parameter,
+                DemandSpec.min_value,
+                DemandSpec.max_value,
+            ).where(condition)
+        ):
+            value = known.get(parameter)
+            if (
+                value is None
+                or (minimum is not None and value < minimum)
+                or (maximum is not None and value > maximum)
+            ):
+                failed.add(demand_id)
+    return [demand_id for demand_id in demand_ids if demand_id not in failed]

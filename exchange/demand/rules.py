@@ -200,7 +200,7 @@ class Constraint(enum.StrEnum):
     PRICE = "price"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: created by the thousand per recompute, never changed
 class ConstraintResult:
     code: Constraint
     ok: bool
@@ -253,9 +253,22 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
+def _json(value: Any) -> Any:
+    """Constraint values and limits as JSON: decimals as plain strings, dates ISO, lists."""
+    if isinstance(value, Decimal):
+        return _s(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
 def _spec_result(spec: SpecWindow, values: Mapping[str, Decimal]) -> ConstraintResult:
     measured, missing = measure(spec.parameter, values)
-    limit = [_s(spec.minimum), _s(spec.maximum)]
+    limit = [spec.minimum, spec.maximum]
     if missing:
         return ConstraintResult(
             Constraint.SPEC,
@@ -276,7 +289,7 @@ def _spec_result(spec: SpecWindow, values: Mapping[str, Decimal]) -> ConstraintR
     return ConstraintResult(
         Constraint.SPEC,
         margin >= 0,
-        value=_s(measured),
+        value=measured,
         limit=limit,
         margin=margin,
         parameter=spec.parameter,
@@ -318,7 +331,7 @@ def gate_results(
                 candidate = ConstraintResult(
                     Constraint.GATE,
                     False,
-                    limit=[req.comparator.value, _s(req.limit)],
+                    limit=[req.comparator.value, req.limit],
                     parameter=req.quantity,
                     reason="not_measured",
                     detail={"missing": list(missing), "source": req.source.code},
@@ -328,8 +341,8 @@ def gate_results(
                 candidate = ConstraintResult(
                     Constraint.GATE,
                     holds,
-                    value=_s(measured),
-                    limit=[req.comparator.value, _s(req.limit)],
+                    value=measured,
+                    limit=[req.comparator.value, req.limit],
                     margin=req.comparator.margin(measured, req.limit),
                     parameter=req.quantity,
                     reason=None if holds else "gate_fails",
@@ -362,7 +375,13 @@ def _coverage(lot: LotFacts, demand: DemandFacts, basis: Decimal) -> Decimal:
     return min(Decimal(1), share).quantize(SCORE_PLACES, rounding=ROUND_HALF_UP)
 
 
-def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> Evaluation:
+def evaluate(
+    lot: LotFacts,
+    demand: DemandFacts,
+    settings: FreightSettings,
+    *,
+    gates: tuple[ConstraintResult, ...] | None = None,
+) -> Evaluation:
     """Every hard constraint of ``lot`` against ``demand``, with its value, limit and margin.
 
     The lot matches when ``ok``: published; offered by another company than the buyer (nobody
@@ -371,6 +390,9 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
     overlapping the delivery window; inside every spec window (a missing value fails as "not
     measured"); passing the end use's compliance gates; an accepted priced transport mode; and a
     landed cost (price + cheapest freight, per dry tonne) within the demand's maximum.
+
+    ``gates`` may pass ``gate_results(demand.end_use, lot.values, lot.solid_waste)`` computed
+    once for many demands of the same end use (they depend on the lot only).
     """
     checks: list[ConstraintResult] = []
     checks.append(
@@ -401,7 +423,7 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
         ConstraintResult(
             Constraint.BASIS,
             basis is not None and basis > 0,
-            value=[lot.basis, _s(lot.moisture_pct)],
+            value=[lot.basis, lot.moisture_pct],
             reason=None if basis is not None and basis > 0 else "moisture_unknown",
         )
     )
@@ -411,8 +433,8 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
         ConstraintResult(
             Constraint.QUANTITY,
             remaining_dry >= demand.min_lot_size,
-            value=_s(remaining_dry),
-            limit=_s(demand.min_lot_size),
+            value=remaining_dry,
+            limit=demand.min_lot_size,
             margin=remaining_dry - demand.min_lot_size,
             reason=None if remaining_dry >= demand.min_lot_size else "too_little_remaining",
         )
@@ -422,8 +444,8 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
         ConstraintResult(
             Constraint.MIN_ORDER,
             min_order_dry <= demand.quantity,
-            value=_s(min_order_dry),
-            limit=_s(demand.quantity),
+            value=min_order_dry,
+            limit=demand.quantity,
             margin=demand.quantity - min_order_dry,
             reason=None if min_order_dry <= demand.quantity else "min_order_above_quantity",
         )
@@ -435,11 +457,8 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
         ConstraintResult(
             Constraint.WINDOW,
             overlap,
-            value=[
-                lot.available_from.isoformat(),
-                lot.available_until.isoformat() if lot.available_until else None,
-            ],
-            limit=[demand.window_start.isoformat(), demand.window_end.isoformat()],
+            value=[lot.available_from, lot.available_until],
+            limit=[demand.window_start, demand.window_end],
             reason=None if overlap else "windows_do_not_overlap",
         )
     )
@@ -449,7 +468,9 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
         checks.append(result)
         if result.ok and result.value is not None:
             margins.append(relative_margin(spec, Decimal(result.value)))
-    checks.extend(gate_results(demand.end_use, lot.values, lot.solid_waste))
+    if gates is None:
+        gates = gate_results(demand.end_use, lot.values, lot.solid_waste)
+    checks.extend(gates)
 
     distance = great_circle_km(lot.latitude, lot.longitude, demand.latitude, demand.longitude)
     haul = lot.dry_fraction if lot.dry_fraction is not None and lot.dry_fraction > 0 else None
@@ -483,8 +504,8 @@ def evaluate(lot: LotFacts, demand: DemandFacts, settings: FreightSettings) -> E
             ConstraintResult(
                 Constraint.PRICE,
                 landed <= demand.max_price,
-                value=_s(landed),
-                limit=_s(demand.max_price),
+                value=landed,
+                limit=demand.max_price,
                 margin=demand.max_price - landed,
                 reason=None if landed <= demand.max_price else "landed_cost_above_maximum",
             )
@@ -527,8 +548,8 @@ def explanation(evaluation: Evaluation) -> dict[str, Any]:
                 "code": c.code.value,
                 "ok": c.ok,
                 "parameter": c.parameter,
-                "value": c.value,
-                "limit": c.limit,
+                "value": _json(c.value),
+                "limit": _json(c.limit),
                 "margin": _s(c.margin),
                 "reason": c.reason,
                 **({"detail": dict(c.detail)} if c.detail else {}),

@@ -1,8 +1,8 @@
-"""demand: demands, spec windows, matches, sweeps, alerts
+"""demand: demands, spec windows, matches, match_lots, sweeps, alerts
 
 Revision ID: 0006_demand
 Revises: 0003_awards
-Create Date: 2026-11-28 12:28:55.985934
+Create Date: 2026-11-28 13:26:56.892519
 
 """
 from typing import Sequence, Union
@@ -106,6 +106,60 @@ def upgrade() -> None:
     with op.batch_alter_table('demand_specs', schema=None) as batch_op:
         batch_op.create_index('ix_demand_specs_parameter_demand_id', ['parameter', 'demand_id'], unique=False)
 
+    op.create_table('match_lots',
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('producer_id', sa.Integer(), nullable=False),
+    sa.Column('material_family', sa.String(length=20), nullable=False),
+    sa.Column('material_code', sa.String(length=40), nullable=False),
+    sa.Column('solid_waste', sa.Boolean(), nullable=False),
+    sa.Column('price_dry', sa.Numeric(precision=14, scale=4), nullable=False),
+    sa.Column('remaining_dry', sa.Numeric(precision=14, scale=3), nullable=False),
+    sa.Column('min_order_dry', sa.Numeric(precision=14, scale=3), nullable=False),
+    sa.Column('available_from', sa.Date(), nullable=False),
+    sa.Column('available_until', sa.Date(), nullable=True),
+    sa.Column('latitude', sa.Numeric(precision=9, scale=6), nullable=False),
+    sa.Column('longitude', sa.Numeric(precision=9, scale=6), nullable=False),
+    sa.Column('q_fe2o3', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_tfe', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_al2o3', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_sio2', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_cao', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_na2o', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_k2o', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_tio2', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_mgo', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_cl', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_s', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_p', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_loi', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_moisture', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_leach_ph', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_as', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_cd', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_cr', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_crvi', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_pb', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_hg', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_ni', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_cu', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_zn', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_ra226', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_th232', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_k40', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_ga', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_sc', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_v', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_ree', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_na2o_k2o', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_i_ra', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('q_i_r', sa.Numeric(precision=16, scale=4), nullable=True),
+    sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_match_lots_lot_id_lots'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('lot_id', name=op.f('pk_match_lots'))
+    )
+    with op.batch_alter_table('match_lots', schema=None) as batch_op:
+        batch_op.create_index('ix_match_lots_lot_id_refreshed_at', ['lot_id', 'refreshed_at'], unique=False)
+
     op.create_table('match_notices',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('lot_id', sa.Integer(), nullable=False),
@@ -153,6 +207,10 @@ def downgrade() -> None:
 
     op.drop_table('matches')
     op.drop_table('match_notices')
+    with op.batch_alter_table('match_lots', schema=None) as batch_op:
+        batch_op.drop_index('ix_match_lots_lot_id_refreshed_at')
+
+    op.drop_table('match_lots')
     with op.batch_alter_table('demand_specs', schema=None) as batch_op:
         batch_op.drop_index('ix_demand_specs_parameter_demand_id')
 

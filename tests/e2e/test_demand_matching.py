@@ -94,9 +94,11 @@ def test_buyer_posts_windows_and_sees_ranked_matches_with_reasons(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "console",
-        lambda m: errors.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     _login(page, base, "zibo@demo.redmud.example")
     if lang == "en":

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from exchange.accounts.models import Site
 from exchange.db import commit
-from exchange.demand import matching, rules, services
+from exchange.demand import facts, matching, rules, services
 from exchange.demand.freight import FreightSettings
 from exchange.demand.models import Demand, Match, MatchAlertSetting, MatchNotice, MatchSweep
 from exchange.demand.rules import DemandStatus, SpecWindow
@@ -386,8 +386,8 @@ def _random_market(db, rng, n_lots=36, n_demands=18):
 def _brute_force(db, settings):
     lot_ids = db.scalars(select(Lot.id).order_by(Lot.id)).all()
     demand_ids = db.scalars(select(Demand.id).order_by(Demand.id)).all()
-    lots = matching.load_lot_facts(db, lot_ids)
-    demands = matching.load_demand_facts(db, demand_ids)
+    lots = facts.load_lot_facts(db, lot_ids)
+    demands = facts.load_demand_facts(db, demand_ids)
     found = {}
     for lot in lots:
         for demand in demands:
@@ -556,3 +556,31 @@ def test_queued_recompute_runs_after_the_commit(app, db):
     assert pairs(db) == []
     commit(db)
     assert pairs(db) == [(lot.id, demand.id)]
+
+
+def test_the_prefilters_narrow_the_candidates_on_both_sides(db):
+    """The SQL does prune (the comparison with brute force only shows it never over-prunes)."""
+    from exchange.demand import lotindex, prefilter
+
+    binzhou, _ = producer_at(db, "binzhou")
+    high = make_lot(db, binzhou, assay=HIGH_FE_BAYER)
+    low = make_lot(db, binzhou, assay=LOW_FE_BAYER)
+    hazardous = make_lot(db, binzhou, assay={**HIGH_FE_BAYER, "leach_pH": "12.8"})
+    far, _ = producer_at(db, "baise")
+    distant = make_lot(db, far, assay=HIGH_FE_BAYER, price="-20")
+    buyer, owner = make_company(db, producer=False, buyer=True)
+    demand = post_demand(db, buyer, owner, max_price=D("80"))
+    road_base = post_demand(db, buyer, owner, end_use="road_base", specs=(), max_price=D("80"))
+    lotindex.sync(db)
+    settings = FreightSettings()
+    [facts_] = facts.load_demand_facts(db, [demand.id])
+    assert db.scalars(prefilter.lot_candidates_sql(facts_, settings)).all() == [high.id]
+    for lot, expected in [
+        (high, [demand.id, road_base.id]),
+        (low, [road_base.id]),
+        (hazardous, []),
+        (distant, []),
+    ]:
+        [lot_facts] = facts.load_lot_facts(db, [lot.id])
+        candidates = db.scalars(prefilter.demand_candidates_sql(lot_facts, settings)).all()
+        assert prefilter.within_windows(db, lot_facts, candidates) == expected

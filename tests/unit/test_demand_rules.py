@@ -113,11 +113,19 @@ def test_every_constraint_is_explained_with_value_limit_and_margin():
     for code in Constraint:
         assert code in codes
     fe = next(c for c in result.constraints if c.parameter == "Fe2O3")
-    assert (fe.value, fe.limit, fe.margin) == ("48.5", ["40", None], D("8.5"))
+    assert (fe.value, fe.limit, fe.margin) == (D("48.5"), [D("40"), None], D("8.5"))
     price = next(c for c in result.constraints if c.code is Constraint.PRICE)
-    assert (price.value, price.limit, price.margin) == ("33.05", "80", D("46.95"))
+    assert (price.value, price.limit, price.margin) == (D("33.05"), D("80"), D("46.95"))
     data = rules.explanation(result)
     assert json.loads(json.dumps(data)) == data
+    stored_fe = next(c for c in data["constraints"] if c["parameter"] == "Fe2O3")
+    assert (stored_fe["value"], stored_fe["limit"], stored_fe["margin"]) == (
+        "48.5",
+        ["40", None],
+        "8.5",
+    )
+    window = next(c for c in data["constraints"] if c["code"] == "window")
+    assert window["value"] == ["2027-01-01", None]
     assert data["route"]["freight"] == "53.05" and data["landed_cost"] == "33.05"
 
 
