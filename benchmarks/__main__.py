@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 
-from benchmarks import bench_audit
+from benchmarks import bench_audit, bench_matching
 from benchmarks.harness import report
 
 
@@ -17,6 +17,7 @@ def main() -> int:
         pg = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
         try:
             results += bench_audit.run("postgresql", pg)
+            results += bench_matching.run("postgresql", pg)
         except Exception as exc:  # PostgreSQL is optional for make bench
             print(
                 f"PostgreSQL benchmarks skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr

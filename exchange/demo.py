@@ -226,7 +226,20 @@ def load(session: Session) -> bool:
 
 #: (company key, title, end use, families, windows [(parameter, min, max)], t, recurrence,
 #:  minimum lot, max signed CNY per dry t delivered, modes, visibility)
-DEMANDS = [
+DemoDemand = tuple[
+    str,
+    str,
+    str,
+    tuple[str, ...],
+    list[tuple[str, str | None, str | None]],
+    str,
+    str,
+    str,
+    str,
+    tuple[str, ...],
+    str,
+]
+DEMANDS: list[DemoDemand] = [
     (
         "tangshan",
         "高铁赤泥配矿（烧结）",

@@ -46,7 +46,7 @@ def load_lot_facts(session: Session, lot_ids: Sequence[int]) -> list[LotFacts]:
     rows: dict[int, Any] = {}
     values: dict[int, dict[str, Decimal]] = defaultdict(dict)
     for condition in id_filters(session, Lot.id, lot_ids):
-        for row in session.execute(
+        for found in session.execute(
             select(
                 Lot.id,
                 Lot.producer_id,
@@ -68,7 +68,7 @@ def load_lot_facts(session: Session, lot_ids: Sequence[int]) -> list[LotFacts]:
             .join(Site, Site.id == Lot.site_id)
             .where(condition)
         ):
-            rows[row.id] = row
+            rows[found.id] = found
     for condition in id_filters(session, AssayValue.lot_id, lot_ids):
         for lot_id, parameter, value in session.execute(
             select(AssayValue.lot_id, AssayValue.parameter, AssayValue.value).where(condition)
@@ -111,7 +111,7 @@ def load_demand_facts(session: Session, demand_ids: Sequence[int]) -> list[Deman
     materials: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
     specs: dict[int, list[SpecWindow]] = defaultdict(list)
     for condition in id_filters(session, Demand.id, demand_ids):
-        for row in session.execute(
+        for found in session.execute(
             select(
                 Demand.id,
                 Demand.buyer_id,
@@ -132,7 +132,7 @@ def load_demand_facts(session: Session, demand_ids: Sequence[int]) -> list[Deman
             .join(Site, Site.id == Demand.delivery_site_id)
             .where(condition)
         ):
-            rows[row.id] = row
+            rows[found.id] = found
     for condition in id_filters(session, DemandMaterial.demand_id, demand_ids):
         for demand_id, family, code in session.execute(
             select(

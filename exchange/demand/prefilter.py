@@ -100,10 +100,10 @@ def _gate_windows(end_use: str, solid_waste: bool) -> list[SpecWindow]:
 
 
 def _price_bound_sql(
-    lower_bound: ColumnElement[Any],
-    ceiling: ColumnElement[Any],
-    site_lat: ColumnElement[Any],
-    site_lon: ColumnElement[Any],
+    lower_bound: Any,
+    ceiling: Any,
+    site_lat: Any,
+    site_lon: Any,
     lat: Decimal,
     lon: Decimal,
     k_lat: Decimal,

@@ -22,6 +22,7 @@ from exchange.accounts.companies import require, require_verified_company
 from exchange.accounts.models import Company, Site
 from exchange.actor import Actor
 from exchange.audit.services import record_event
+from exchange.catalog.materials import MATERIALS
 from exchange.db import utcnow
 from exchange.demand import matching, rules
 from exchange.demand.drafts import DemandDraft, Problem, validate_draft
@@ -135,8 +136,6 @@ def _apply_draft(session: Session, demand: Demand, draft: DemandDraft, site: Sit
 
 
 def _family_of(code: str) -> str | None:
-    from exchange.catalog.materials import MATERIALS
-
     material = MATERIALS.get(code)
     return material.family.value if material else None
 

@@ -228,6 +228,9 @@ BAD_INPUTS = {
     ),
     "not a date": ({"window_end": "soon"}, "Not a valid date value"),
     "huge price": ({"max_price": "-200000"}, "±100,000"),
+    "not-a-number price": ({"max_price": "NaN"}, "±100,000"),
+    "infinite window": ({"specs-0-minimum": "Infinity"}, "Outside the possible range"),
+    "negative oxide": ({"specs-1-maximum": "-1"}, "Outside the possible range"),
     "no title": ({"title": ""}, "This field is required."),
 }
 
