@@ -6,7 +6,13 @@ import os
 import sys
 import tempfile
 
-from benchmarks import bench_audit, bench_payments, bench_reporting, bench_trading
+from benchmarks import (
+    bench_audit,
+    bench_matching,
+    bench_payments,
+    bench_reporting,
+    bench_trading,
+)
 from benchmarks.harness import report
 
 
@@ -21,6 +27,7 @@ def main() -> int:
             results += bench_trading.run(pg)
             results += bench_reporting.run("postgresql", pg)
             results += bench_payments.run("postgresql", pg)
+            results += bench_matching.run("postgresql", pg)
         except Exception as exc:  # PostgreSQL is optional for make bench
             print(
                 f"PostgreSQL benchmarks skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr

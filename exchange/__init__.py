@@ -33,6 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from exchange.accounts.web import bp as accounts_bp
     from exchange.audit.web import bp as audit_bp
     from exchange.contracts.web import bp as contracts_bp
+    from exchange.demand.web import bp as demand_bp
     from exchange.listings.producer_web import bp as producer_lots_bp
     from exchange.listings.web import admin_bp as lots_admin_bp
     from exchange.listings.web import bp as listings_bp
@@ -64,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(trading_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(payments_admin_bp)
+    app.register_blueprint(demand_bp)
 
     from exchange import handlers
 

@@ -93,6 +93,9 @@ def jobs_worker() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from exchange.demand.cli import match_cli
+
+    app.cli.add_command(match_cli)
     app.cli.add_command(create_admin)
     app.cli.add_command(load_demo)
     app.cli.add_command(audit_cli)

@@ -36,6 +36,18 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+MATCH_FREIGHT_KEYS = (
+    "MATCH_ROAD_FACTOR",
+    "MATCH_HANDLING",
+    "MATCH_RATE_ROAD",
+    "MATCH_RATE_RAIL",
+    "MATCH_RATE_WATER",
+    "MATCH_CO2_ROAD",
+    "MATCH_CO2_RAIL",
+    "MATCH_CO2_WATER",
+)
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The application settings: environment first, then ``overrides`` (tests)."""
     smtp_host = os.environ.get("SMTP_HOST", "")
@@ -121,7 +133,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         ),
         "TRADING_POLL_SECONDS": int(os.environ.get("TRADING_POLL_SECONDS", "3")),
         "TESTING": False,
+        # Matching: how often the sweep recomputes what changed.
+        "MATCH_SWEEP_SECONDS": int(os.environ.get("MATCH_SWEEP_SECONDS", "60")),
     }
+    # Freight and CO2 settings for matching; empty keeps the sourced defaults documented in
+    # exchange/demand/freight.py (MATCH_RATE_WATER has none: water is unpriced until set).
+    for key in MATCH_FREIGHT_KEYS:
+        config[key] = os.environ.get(key, "")
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
     # Bodies larger than the largest upload plus its form are refused before parsing (413).
     config.setdefault(

@@ -296,6 +296,126 @@ def load(session: Session) -> bool:
     created = load_trading_demo(session) or created
     created = load_contracts(session) or created
     created = load_generation(session) or created
+    created = load_demands(session) or created
+    return created
+
+
+# --- Demands (the demand context) ----------------------------------------------------------------
+
+#: (company key, title, end use, families, windows [(parameter, min, max)], t, recurrence,
+#:  minimum lot, max signed CNY per dry t delivered, modes, visibility)
+DemoDemand = tuple[
+    str,
+    str,
+    str,
+    tuple[str, ...],
+    list[tuple[str, str | None, str | None]],
+    str,
+    str,
+    str,
+    str,
+    tuple[str, ...],
+    str,
+]
+DEMANDS: list[DemoDemand] = [
+    (
+        "tangshan",
+        "高铁赤泥配矿（烧结）",
+        "steel",
+        ("red_mud", "rm_product"),
+        [("Fe2O3", "45", None), ("Na2O+K2O", None, "1.0")],
+        "5000",
+        "monthly",
+        "1000",
+        "120",
+        ("road", "rail"),
+        "public",
+    ),
+    (
+        "zibo",
+        "水泥铁质矫正剂（2 号窑）",
+        "cement_iron_corrective",
+        ("red_mud",),
+        [("Fe2O3", "40", None), ("MgO", None, "3"), ("Na2O+K2O", None, "2"), ("Cl", None, "0.03")],
+        "3000",
+        "monthly",
+        "500",
+        "80",
+        ("road",),
+        "public",
+    ),
+    (
+        "zhengzhou",
+        "烧结砖原料",
+        "bricks_ceramics",
+        ("red_mud",),
+        [("Na2O+K2O", None, "4"), ("moisture", None, "35")],
+        "20000",
+        "one_off",
+        "2000",
+        "-10",
+        ("road",),
+        "public",
+    ),
+    (
+        "taiyuan",
+        "路基填料（太原绕城段）",
+        "road_base",
+        ("red_mud",),
+        [("leach_pH", None, "12.0"), ("moisture", None, "35")],
+        "50000",
+        "one_off",
+        "5000",
+        "-30",
+        ("road", "rail"),
+        "matched",
+    ),
+]
+
+
+def load_demands(session: Session) -> bool:
+    """Post the demo buyers' demands once (keyed by buyer and title); True if any was posted."""
+    import datetime as dt
+
+    from exchange.actor import Actor
+    from exchange.demand.drafts import DemandDraft
+    from exchange.demand.models import Demand
+    from exchange.demand.rules import SpecWindow
+    from exchange.demand.services import create_demand, local_today
+
+    created = False
+    today = local_today()
+    for key, title, end_use, families, windows, qty, rec, min_lot, price, modes, vis in DEMANDS:
+        owner = session.scalar(select(User).where(User.email == _email(key)))
+        if owner is None or owner.membership is None:
+            continue
+        company = owner.membership.company
+        if session.scalar(
+            select(Demand.id).where(Demand.buyer_id == company.id, Demand.title == title)
+        ):
+            continue
+        draft = DemandDraft(
+            title=title,
+            end_use=end_use,
+            families=families,
+            materials=(),
+            specs=tuple(
+                SpecWindow(p, Decimal(lo) if lo else None, Decimal(hi) if hi else None)
+                for p, lo, hi in windows
+            ),
+            quantity=Decimal(qty),
+            recurrence=rec,
+            min_lot_size=Decimal(min_lot),
+            delivery_site_id=company.sites[0].id,
+            window_start=today,
+            window_end=today + dt.timedelta(days=365),
+            max_price=Decimal(price),
+            modes=modes,
+            visibility=vis,
+        )
+        actor = Actor(owner.id, company.id, role=owner.membership.role.value)
+        create_demand(session, actor, draft)
+        created = True
     return created
 
 

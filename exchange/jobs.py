@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
 
-from exchange.db import session_scope
+from exchange.db import after_commit, session_scope
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,13 @@ def _payments_overdue(app: Flask) -> object:
         return len(mark_overdue(session))
 
 
+def _match_sweep(app: Flask) -> object:
+    from exchange.demand.sweep import sweep
+
+    with app.test_request_context(), session_scope(app) as session:
+        return sweep(session)
+
+
 def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     """The registry later contexts extend (closing auctions, matching, overdue invoices)."""
     return [
@@ -133,7 +141,57 @@ def periodic_jobs(app: Flask) -> list[PeriodicJob]:
             "reporting-anomalies", app.config.get("ANOMALY_CHECK_SECONDS", 900), _detect_anomalies
         ),
         PeriodicJob("payments-overdue", app.config["PAYMENTS_OVERDUE_SECONDS"], _payments_overdue),
+        PeriodicJob("match-sweep", app.config["MATCH_SWEEP_SECONDS"], _match_sweep),
     ]
+
+
+# --- matching on demand (called by contexts below demand, e.g. listings) ----------------------
+
+
+def recompute_matches(app: Flask, lot_id: int | None = None, demand_id: int | None = None) -> None:
+    """Recompute one lot's or one demand's matches in a session of its own, and commit."""
+    from exchange.demand.matching import recompute_for_demand, recompute_for_lot
+
+    with app.test_request_context(), session_scope(app) as session:
+        if lot_id is not None:
+            recompute_for_lot(session, lot_id)
+        if demand_id is not None:
+            recompute_for_demand(session, demand_id)
+
+
+def _rq_recompute_matches(lot_id: int | None, demand_id: int | None) -> None:
+    """RQ entry point: builds the app from the environment."""
+    from exchange import create_app
+
+    recompute_matches(create_app(), lot_id, demand_id)
+
+
+def queue_match_recompute(
+    session: Session, *, lot_id: int | None = None, demand_id: int | None = None
+) -> None:
+    """After ``session`` commits, recompute that lot's (or demand's) matches in the background.
+
+    RQ on Redis when ``REDIS_URL`` is set, else a thread in this process; synchronously under
+    TESTING. The periodic sweep catches anything a lost job misses. For the listings context:
+    call this whenever a lot is published, edited, re-assayed, sold from or withdrawn.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run() -> None:
+        if app.config["TESTING"]:
+            recompute_matches(app, lot_id, demand_id)
+        elif app.config.get("REDIS_URL"):
+            import redis
+            from rq import Queue
+
+            queue = Queue("matching", connection=redis.Redis.from_url(app.config["REDIS_URL"]))
+            queue.enqueue(_rq_recompute_matches, lot_id, demand_id)
+        else:
+            threading.Thread(
+                target=recompute_matches, args=(app, lot_id, demand_id), daemon=True
+            ).start()
+
+    after_commit(session, run)
 
 
 def run_once(app: Flask, job: PeriodicJob) -> bool:

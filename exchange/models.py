@@ -5,6 +5,7 @@ from exchange.apiplatform import models as apiplatform_models
 from exchange.audit import models as audit_models
 from exchange.contracts import models as contracts_models
 from exchange.db import Base
+from exchange.demand import models as demand_models
 from exchange.listings import models as listings_models
 from exchange.notifications import models as notifications_models
 from exchange.payments import models as payments_models
@@ -18,6 +19,7 @@ __all__ = [
     "apiplatform_models",
     "audit_models",
     "contracts_models",
+    "demand_models",
     "listings_models",
     "metadata",
     "notifications_models",

@@ -83,7 +83,7 @@ def _quantity_label(code: str) -> str:
     return name_zh if is_zh() else name_en
 
 
-@bp.app_template_filter("cny")
+@bp.app_template_filter("cny_abs")
 def _cny(value: Decimal | None) -> str:
     """An amount with two decimals and thousands separators (sign dropped: words say it)."""
     if value is None:

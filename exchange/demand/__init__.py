@@ -1,0 +1,1 @@
+"""The demand context: buyers' specifications and matching them with published lots."""

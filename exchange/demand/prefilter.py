@@ -1,0 +1,270 @@
+"""SQL prefilters for matching: which lots may match a demand, which demands may match a lot.
+
+``rules.evaluate`` is the authority on whether a pair matches. These queries only narrow the
+candidates and are written to be *conservative*: they may let through a pair the rules refuse,
+never the reverse (an integration test compares them with evaluating every pair). Each bound is
+widened a little because SQLite compares numerics as binary floats, and because the rules round
+distance, route and money.
+
+Lots are read from ``match_lots`` (one row per published lot with a column per assay
+quantity), demands from their tables with ``demand_specs``.
+
+The freight part uses lower bounds of the great-circle distance that need no trigonometry in
+SQL: ``R·|Δlat|`` and, for sites below 55° and up to 60° of longitude apart, a bound linear in
+``|Δlon|`` (see ``freight``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session, aliased
+
+from exchange.accounts.models import Site
+from exchange.catalog.assays import measure
+from exchange.catalog.materials import EndUse
+from exchange.catalog.parameters import DERIVED_QUANTITIES
+from exchange.demand import rules
+from exchange.demand.freight import (
+    KM_PER_DEG_LAT,
+    KM_PER_DEG_LON_BOUND,
+    LON_BOUND_LAT_CAP,
+    LON_BOUND_MAX_DEG,
+    FreightSettings,
+    TransportMode,
+)
+from exchange.demand.models import (
+    Demand,
+    DemandMaterial,
+    DemandSpec,
+    match_lots,
+    quantity_column,
+)
+from exchange.demand.rules import DemandFacts, DemandStatus, LotFacts, SpecWindow
+
+PUBLISHED = "published"
+#: Widening of SQL bounds: money (landed cost is rounded to the fen, several times), tonnes,
+#: assay values; and the distance (rounded to 0.1 km, route too) in the freight lower bound.
+EPS_MONEY = Decimal("0.05")
+EPS_KM = Decimal("1")
+EPS_TONNES = Decimal("0.001")
+EPS_VALUE = Decimal("0.000001")
+
+
+def _num(value: Decimal | float | int) -> ColumnElement[Any]:
+    """A bound float: SQLite does no integer division on it, and statements that differ only
+    in their numbers share one compiled form in SQLAlchemy's cache."""
+    return literal(float(value), Float())
+
+
+# --- SQL prefilters ---------------------------------------------------------------------------
+
+
+def _window_sql(
+    column: ColumnElement[Any], minimum: Decimal | None, maximum: Decimal | None, slack: Decimal
+) -> ColumnElement[bool]:
+    parts = []
+    if minimum is not None:
+        parts.append(column >= _num(minimum - slack))
+    if maximum is not None:
+        parts.append(column <= _num(maximum + slack))
+    return and_(true(), *parts)
+
+
+def _gate_windows(end_use: str, solid_waste: bool) -> list[SpecWindow]:
+    """Single-requirement compliance gates as (inclusive, hence wider) windows."""
+    windows = []
+    for clause in rules.gate_clauses(end_use, solid_waste):
+        if len(clause.requirements) != 1:
+            continue
+        req = clause.requirements[0]
+        if req.comparator.is_upper_limit:
+            windows.append(SpecWindow(req.quantity, None, req.limit))
+        else:
+            windows.append(SpecWindow(req.quantity, req.limit, None))
+    return windows
+
+
+def _price_bound_sql(
+    lower_bound: Any,
+    ceiling: Any,
+    site_lat: Any,
+    site_lon: Any,
+    lat: Decimal,
+    lon: Decimal,
+    k_lat: Decimal,
+    k_lon: Decimal,
+) -> list[ColumnElement[bool]]:
+    """``lower_bound + distance lower bound × k ≤ ceiling`` for the latitude and longitude
+    bounds of the great-circle distance (see ``freight``)."""
+    # k_lat / KM_PER_DEG_LAT is the CNY per km of distance; EPS_KM of it covers the rounding.
+    slack = _num(EPS_MONEY + EPS_KM * k_lat / KM_PER_DEG_LAT)
+    conditions = [lower_bound + func.abs(site_lat - _num(lat)) * _num(k_lat) <= ceiling + slack]
+    if abs(lat) <= LON_BOUND_LAT_CAP:
+        dlon = func.abs(site_lon - _num(lon))
+        conditions.append(
+            or_(
+                func.abs(site_lat) > LON_BOUND_LAT_CAP,
+                dlon > LON_BOUND_MAX_DEG,
+                lower_bound + dlon * _num(k_lon) <= ceiling + slack,
+            )
+        )
+    return conditions
+
+
+def _column_window(code: str, minimum: Decimal | None, maximum: Decimal | None) -> Any:
+    """``minimum ≤ quantity ≤ maximum`` (widened) on the quantity's ``match_lots`` column;
+    a missing value is NULL and fails, as in the rules."""
+    column = match_lots.c[quantity_column(code)]
+    return and_(column.is_not(None), _window_sql(column, minimum, maximum, EPS_VALUE))
+
+
+def lot_candidates_sql(demand: DemandFacts, settings: FreightSettings) -> Any:
+    """Ids of lots that may match ``demand`` (a superset of the matches), from ``match_lots``."""
+    rate = settings.cheapest_rate(demand.modes)
+    if rate is None or demand.status != DemandStatus.OPEN or not demand.materials:
+        return select(match_lots.c.lot_id).where(false())
+    lot = match_lots.c
+    whole = [f for f, c in demand.materials if c is None]
+    codes = [c for _f, c in demand.materials if c is not None]
+    conditions: list[ColumnElement[bool]] = [
+        lot.producer_id != demand.buyer_id,
+        or_(
+            lot.material_family.in_(whole) if whole else false(),
+            lot.material_code.in_(codes) if codes else false(),
+        ),
+        lot.remaining_dry >= _num(demand.min_lot_size - EPS_TONNES),
+        lot.min_order_dry <= _num(demand.quantity + EPS_TONNES),
+        lot.available_from <= demand.window_end,
+        or_(lot.available_until.is_(None), lot.available_until >= demand.window_start),
+    ]
+    k = settings.road_factor * rate
+    conditions += _price_bound_sql(
+        lot.price_dry + _num(settings.handling),
+        _num(demand.max_price),
+        lot.latitude,
+        lot.longitude,
+        demand.latitude,
+        demand.longitude,
+        KM_PER_DEG_LAT * k,
+        KM_PER_DEG_LON_BOUND * k,
+    )
+    for window in [*demand.specs, *_gate_windows(demand.end_use, solid_waste=False)]:
+        conditions.append(_column_window(window.parameter, window.minimum, window.maximum))
+    own = _gate_windows(demand.end_use, solid_waste=False)
+    waste = [w for w in _gate_windows(demand.end_use, solid_waste=True) if w not in own]
+    if waste:
+        conditions.append(
+            or_(
+                lot.solid_waste.is_(False),
+                and_(*(_column_window(w.parameter, w.minimum, w.maximum) for w in waste)),
+            )
+        )
+    return select(lot.lot_id).where(*conditions).order_by(lot.lot_id)
+
+
+def _known_quantities(values: dict[str, Decimal] | Any) -> dict[str, Decimal]:
+    """Every parameter and derived quantity the assay fully determines."""
+    known = dict(values)
+    for code in DERIVED_QUANTITIES:
+        measured, missing = measure(code, values)
+        if measured is not None and not missing:
+            known[code] = measured
+    return known
+
+
+def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
+    """Ids of open demands that may match ``lot`` on everything but their spec windows (a
+    superset of the matches); ``within_windows`` then checks the windows."""
+    basis = lot.basis_factor
+    haul = lot.dry_fraction if lot.dry_fraction and lot.dry_fraction > 0 else Decimal(1)
+    priced = settings.priced()
+    rate = settings.cheapest_rate()
+    if lot.status != PUBLISHED or basis is None or basis <= 0 or rate is None:
+        return select(Demand.id).where(false())
+    allowed = [e.value for e in EndUse if rules.gates_allow(e, lot.values, lot.solid_waste)]
+    if not allowed:
+        return select(Demand.id).where(false())
+    dm = aliased(DemandMaterial)
+    mode_columns = {
+        TransportMode.ROAD: Demand.accepts_road,
+        TransportMode.RAIL: Demand.accepts_rail,
+        TransportMode.WATER: Demand.accepts_water,
+    }
+    price_dry = lot.price / basis
+    k = settings.road_factor * rate / haul
+    conditions: list[ColumnElement[bool]] = [
+        Demand.status == DemandStatus.OPEN,
+        Demand.buyer_id != lot.producer_id,
+        Demand.end_use.in_(allowed),
+        exists().where(
+            dm.demand_id == Demand.id,
+            dm.material_family == lot.family,
+            or_(dm.material_code.is_(None), dm.material_code == lot.material_code),
+        ),
+        Demand.min_lot_size <= _num(lot.remaining * basis + EPS_TONNES),
+        Demand.quantity >= _num(lot.min_order * basis - EPS_TONNES),
+        Demand.window_end >= lot.available_from,
+        or_(*(mode_columns[m] for m in priced)),
+    ]
+    if lot.available_until is not None:
+        conditions.append(Demand.window_start <= lot.available_until)
+    conditions += _price_bound_sql(
+        _num(price_dry + settings.handling / haul),
+        Demand.max_price,
+        Site.latitude,
+        Site.longitude,
+        lot.latitude,
+        lot.longitude,
+        KM_PER_DEG_LAT * k,
+        KM_PER_DEG_LON_BOUND * k,
+    )
+    return (
+        select(Demand.id)
+        .join(Site, Site.id == Demand.delivery_site_id)
+        .where(*conditions)
+        .order_by(Demand.id)
+    )
+
+
+def within_windows(session: Session, lot: LotFacts, demand_ids: Sequence[int]) -> list[int]:
+    """The ``demand_ids`` whose every spec window the lot's assay satisfies.
+
+    Windows are few per demand, so they are read for the candidates and checked here, exactly,
+    instead of being matched against each of the lot's quantities in SQL.
+    """
+    from exchange.demand.facts import id_filters
+
+    known = _known_quantities(lot.values)
+    failed: set[int] = set()
+    for condition in id_filters(session, DemandSpec.demand_id, demand_ids):
+        for demand_id, parameter, minimum, maximum in session.execute(
+            select(
+                DemandSpec.demand_id,
+                DemandSpec.parameter,
+                DemandSpec.min_value,
+                DemandSpec.max_value,
+            ).where(condition)
+        ):
+            value = known.get(parameter)
+            if (
+                value is None
+                or (minimum is not None and value < minimum)
+                or (maximum is not None and value > maximum)
+            ):
+                failed.add(demand_id)
+    return [demand_id for demand_id in demand_ids if demand_id not in failed]
