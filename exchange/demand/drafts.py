@@ -196,7 +196,7 @@ def validate_draft(
 
 
 #: GB 6566 indices are specs for cement only as information: the standard tests the cement, not
-#: a raw material used at a few percent of the raw meal, so a buyer's preset does not filter on them.
+#: a raw material used at a few percent of the raw meal, so a buyer's preset skips them.
 INFORMATIONAL_ONLY = frozenset({"I_Ra", "I_r"})
 
 
