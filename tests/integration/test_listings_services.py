@@ -463,7 +463,9 @@ def test_generation_is_upserted_per_site_and_month_with_the_correction_audited(d
     assert db.scalar(select(func.count()).select_from(MonthlyGeneration)) == 1
     events = list(
         db.scalars(
-            select(AuditEvent.data).where(AuditEvent.action == "listings:generation:reported")
+            select(AuditEvent.data)
+            .where(AuditEvent.action == "listings:generation:reported")
+            .order_by(AuditEvent.id)
         )
     )
     assert len(events) == 2 and '"tonnes":["1000.000","1200.5"]' in events[1].replace(" ", "")
