@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import flash
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
 
-from exchange.errors import ValidationError
+from exchange.db import commit
+from exchange.errors import DomainError, ValidationError
 
 
 def attach_errors(form: FlaskForm, error: ValidationError) -> None:
@@ -24,3 +28,24 @@ def attach_errors(form: FlaskForm, error: ValidationError) -> None:
 
 def locale() -> str:
     return str(get_locale())
+
+
+def submit_form_action(
+    session: Session, form: FlaskForm, action: Callable[[], object], success: str
+) -> int | None:
+    """Run one service for a submitted form and commit; None when it worked (the route then
+    redirects), else the status to render the form again with: field errors on the form (422),
+    other refusals as a flash message (their own status). Nothing is kept when it fails."""
+    try:
+        action()
+    except ValidationError as exc:
+        session.rollback()
+        attach_errors(form, exc)
+        return 422
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc.message), "danger")
+        return exc.status
+    commit(session)
+    flash(success, "success")
+    return None

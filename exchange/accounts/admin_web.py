@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from exchange.accounts import companies
 from exchange.accounts.forms import SECTOR_LABELS, DecisionForm
 from exchange.accounts.models import Company
 from exchange.audit.services import events_for, verify
-from exchange.db import commit, get_session
-from exchange.errors import DomainError, ValidationError
+from exchange.db import get_session
 from exchange.security import admins_only, current_actor
-from exchange.webutil import attach_errors, locale
+from exchange.webutil import locale, submit_form_action
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -44,27 +43,22 @@ def company_detail(company_id: int):  # type: ignore[no-untyped-def]
     form = DecisionForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            companies.decide_verification(
+        refused = submit_form_action(
+            session,
+            form,
+            lambda: companies.decide_verification(
                 session,
                 current_actor(),
                 company_id,
                 form.decision.data,
                 form.reason.data or "",
                 locale(),
-            )
-        except ValidationError as exc:
-            session.rollback()
-            attach_errors(form, exc)
-            status = 422
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc.message), "danger")
-            status = exc.status
-        else:
-            commit(session)
-            flash(_("Decision recorded and the company notified."), "success")
+            ),
+            _("Decision recorded and the company notified."),
+        )
+        if refused is None:
             return redirect(url_for("admin.companies_queue"))
+        status = refused
     events, _total = events_for(session, entity_type="company", entity_id=company.id, per_page=100)
     chain = verify(session, chain_key=f"company:{company.id}")
     return render_template(

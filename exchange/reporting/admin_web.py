@@ -25,7 +25,7 @@ from exchange.reporting.forms import (
 from exchange.reporting.models import AnomalyFlag
 from exchange.reporting.web import FORMATS, download, read_period
 from exchange.security import admins_only, current_actor
-from exchange.webutil import attach_errors, locale
+from exchange.webutil import attach_errors, locale, submit_form_action
 
 bp = Blueprint("reporting_admin", __name__, url_prefix="/admin")
 admins_only(bp)
@@ -235,27 +235,22 @@ def affiliation_list():  # type: ignore[no-untyped-def]
     form = AffiliationForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            oversight.declare_affiliation(
+        refused = submit_form_action(
+            session,
+            form,
+            lambda: oversight.declare_affiliation(
                 session,
                 current_actor(),
                 form.company_a.data,
                 form.company_b.data,
                 form.kind.data,
                 form.note.data or "",
-            )
-        except ValidationError as exc:
-            session.rollback()
-            attach_errors(form, exc)
-            status = 422
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc.message), "danger")
-            status = exc.status
-        else:
-            commit(session)
-            flash(_("Affiliation recorded."), "success")
+            ),
+            _("Affiliation recorded."),
+        )
+        if refused is None:
             return redirect(url_for("reporting_admin.affiliation_list"))
+        status = refused
     elif form.is_submitted():
         status = 422
     return render_template(
