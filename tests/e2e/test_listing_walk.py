@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from exchange.demo import ADMIN_EMAIL, DEMO_PASSWORD
 
@@ -41,7 +42,7 @@ def _login(page, base: str, email: str, lang: str) -> None:  # type: ignore[no-u
 def _logout(page) -> None:  # type: ignore[no-untyped-def]
     _menu(page)
     page.locator("form[action='/logout'] button").click()
-    page.wait_for_load_state()
+    expect(page.locator("form[action='/logout']")).to_have_count(0)
 
 
 @pytest.mark.parametrize(("lang", "accept", "viewport", "other"), CASES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from exchange.demo import ADMIN_EMAIL, DEMO_PASSWORD
 from tests.support.builders import valid_uscc
@@ -82,6 +83,7 @@ def test_register_verify_login(
     if page.locator(".navbar-toggler").is_visible():
         page.click(".navbar-toggler")  # phone width: the menu is collapsed
     page.locator("form[action='/logout'] button").click()
+    expect(page.locator("form[action='/logout']")).to_have_count(0)
 
     # The owner logs in and sees the verified company.
     page.goto(live_server + "/login")
