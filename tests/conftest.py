@@ -90,6 +90,9 @@ TEST_CONFIG = {
     "RUN_JOBS_IN_PROCESS": False,
     "SMTP_HOST": "",
     "PUBLIC_URL": "http://exchange.test",
+    # Tests read English unless they ask for Chinese (Accept-Language: zh-CN or a saved
+    # preference); the exchange itself defaults to Chinese.
+    "BABEL_DEFAULT_LOCALE": "en",
 }
 
 

@@ -138,6 +138,7 @@ def test_public_stats_bad_period_is_a_field_error(client, world):
 
 
 def test_admin_dashboard_names_producers(client, world):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"  # the Chinese legal names
     login(client, world["users"][ADMIN].email)
     page = client.get(f"/admin/stats?start={LAST_MONTH:%Y-%m}&end={LAST_MONTH:%Y-%m}")
     text = page.get_data(as_text=True)

@@ -366,6 +366,7 @@ def test_the_producer_book_ranks_live_auction_bids(client, db, world):
     services.place_bid(db, actor(world, BUYER), world["auction"].id, D("100"), D("40"), "steel")
     services.place_bid(db, actor(world, OTHER), world["auction"].id, D("110"), D("40"), "steel")
     as_(client, world, PRODUCER)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"  # the Chinese legal names
     page = client.get(f"/trading/lots/{world['auction'].id}/book").get_data(as_text=True)
     assert page.index(world["other"].legal_name_zh) < page.index(world["buyer"].legal_name_zh)
 
