@@ -334,7 +334,39 @@ class Dispute(Base):
     contract: Mapped[Contract] = relationship(back_populates="disputes")
     delivery: Mapped[Delivery | None] = relationship()
     opened_by_company: Mapped[Company] = relationship()
+    attachments: Mapped[list[DisputeAttachment]] = relationship(
+        back_populates="dispute", order_by="DisputeAttachment.id"
+    )
 
     @property
     def is_open(self) -> bool:
         return self.decided_at is None
+
+
+class DisputeAttachment(Base):
+    """A file a party gave as evidence in a dispute (PDF, PNG, JPEG), stored under its SHA-256
+    outside ``static/`` and served only to the contract's parties and administrators."""
+
+    __tablename__ = "contract_dispute_attachments"
+    __table_args__ = (
+        UniqueConstraint("dispute_id", "sha256"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(
+        ForeignKey("contract_disputes.id", ondelete="RESTRICT"), index=True
+    )
+    #: A sanitised display name; never used as a path.
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    uploaded_by_company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="RESTRICT")
+    )
+    uploaded_at: Mapped[dt.datetime]
+
+    dispute: Mapped[Dispute] = relationship(back_populates="attachments")
+    uploaded_by_company: Mapped[Company] = relationship()
