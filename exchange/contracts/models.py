@@ -226,7 +226,12 @@ class Delivery(Base):
         UniqueConstraint("contract_id", "seq"),
         UniqueConstraint("contract_id", "manifest_no"),
         CheckConstraint("tare_t >= 0 AND gross_t > tare_t", name="weights_ordered"),
-        CheckConstraint("net_t = gross_t - tare_t", name="net_is_gross_less_tare"),
+        # To the kilogram, not exactly equal: SQLite does this arithmetic in binary floating
+        # point, where 49.1 - 15.2 is not 33.9.
+        CheckConstraint(
+            "net_t - (gross_t - tare_t) < 0.0005 AND (gross_t - tare_t) - net_t < 0.0005",
+            name="net_is_gross_less_tare",
+        ),
         CheckConstraint("counted_t > 0", name="counted_positive"),
         CheckConstraint(
             "received_net_t IS NULL OR received_net_t > 0", name="received_net_positive"
