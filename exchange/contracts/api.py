@@ -313,11 +313,16 @@ class DisputeAttachments(MethodView):
 @blp.route("/<id:contract_id>/disputes/<id:dispute_id>/attachments/<id:attachment_id>")
 class DisputeAttachmentFile(MethodView):
     @blp.auth()
-    @blp.response(
-        200,
-        {"type": "string", "format": "binary"},
-        content_type="application/octet-stream",
-        description="The evidence file as uploaded (PDF, PNG or JPEG).",
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The evidence file as uploaded (PDF, PNG or JPEG).",
+                "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}}
+                    for kind in ("application/pdf", "image/png", "image/jpeg")
+                },
+            }
+        }
     )
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, contract_id: int, dispute_id: int, attachment_id: int) -> Response:
