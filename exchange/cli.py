@@ -41,7 +41,8 @@ def audit_verify() -> None:
     if report.ok:
         click.echo(
             f"OK: {report.events} events in {report.chains} chains, "
-            f"{report.checkpoints} checkpoints, {report.unsealed_events} events not yet sealed."
+            f"{report.checkpoints} checkpoints, {report.unsealed_events} events not yet sealed; "
+            f"{report.record_checks} record checks (contract rows, ledger) passed."
         )
         return
     first = report.first_break

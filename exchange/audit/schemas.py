@@ -88,4 +88,11 @@ class VerifyReportSchema(ma.Schema):
     unsealed_events = fields.Integer(
         required=True, metadata={"description": "Events newer than the last checkpoint."}
     )
+    record_checks = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Checks of stored rows (signatures, deliveries, evidence files) "
+            "against their audit records."
+        },
+    )
     breaks = fields.List(fields.Nested(BreakSchema), required=True)

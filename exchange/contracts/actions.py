@@ -25,6 +25,8 @@ class Action(enum.StrEnum):
     RECORD_DISPATCH = "record_dispatch"
     RECORD_RECEIPT = "record_receipt"
     OPEN_DISPUTE = "open_dispute"
+    #: Add an evidence file to the open dispute (either party, while it is undecided).
+    ADD_EVIDENCE = "add_evidence"
     RESOLVE_DISPUTE = "resolve_dispute"
 
 
@@ -80,6 +82,8 @@ def available_actions(
             actions.append(Action.RECORD_RECEIPT)
         if _E.DISPUTE_OPENED in events and standing.may_trade:
             actions.append(Action.OPEN_DISPUTE)
+        if str(state) == ContractStatus.DISPUTED and standing.may_trade:
+            actions.append(Action.ADD_EVIDENCE)
         if (
             _E.CANCELLED_BY_MUTUAL_CONSENT in events
             and standing.may_trade

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from exchange.accounts.rules import TokenScope
 from exchange.actor import Actor
 from exchange.apiplatform import ApiBlueprint, api_actor, current_caller, paginate_query
 from exchange.contracts import deliveries, disputes, lifecycle, pdf, queries, signing
-from exchange.contracts.models import Contract, Delivery, Dispute
+from exchange.contracts.models import Contract, Delivery, Dispute, DisputeAttachment
 from exchange.contracts.schemas import (
     AmendmentSchema,
     CancellationSchema,
@@ -30,8 +30,10 @@ from exchange.contracts.schemas import (
     DecisionSchema,
     DeliverySchema,
     DispatchSchema,
+    DisputeAttachmentSchema,
     DisputeCreateSchema,
     DisputeSchema,
+    EvidenceUploadSchema,
     ReceiptSchema,
     SignSchema,
 )
@@ -39,6 +41,7 @@ from exchange.contracts.services import actions_for
 from exchange.db import commit, get_session
 from exchange.errors import NotFound
 from exchange.extensions import limiter
+from exchange.files import send_stored
 
 blp = ApiBlueprint(
     "contracts",
@@ -276,6 +279,63 @@ class DisputeItem(MethodView):
         if found is None:
             raise NotFound(_("No such dispute."))
         return found
+
+
+@blp.route("/<id:contract_id>/disputes/<id:dispute_id>/attachments")
+class DisputeAttachments(MethodView):
+    @blp.auth()
+    @blp.arguments(EvidenceUploadSchema, location="files")
+    @blp.response(201, DisputeAttachmentSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data: dict[str, Any], contract_id: int, dispute_id: int) -> DisputeAttachment:
+        """Add an evidence file to an open dispute (either party; multipart field ``attachment``)
+
+        The file is checked by its content (PDF, PNG or JPEG), stored under its SHA-256 and
+        recorded in the contract's audit chain. The same file twice is refused.
+        """
+        session, actor, _contract = _visible(contract_id)
+        upload = data["attachment"]
+        attachment = disputes.add_attachment(
+            session,
+            actor,
+            contract_id,
+            dispute_id,
+            disputes.Upload(upload.filename, upload.stream),
+            upload_dir=current_app.config["UPLOAD_DIR"],
+            max_bytes=current_app.config["LISTINGS_MAX_UPLOAD_BYTES"],
+        )
+        commit(session)
+        return attachment
+
+
+@blp.route("/<id:contract_id>/disputes/<id:dispute_id>/attachments/<id:attachment_id>")
+class DisputeAttachmentFile(MethodView):
+    @blp.auth()
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The evidence file as uploaded (PDF, PNG or JPEG).",
+                "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}}
+                    for kind in ("application/pdf", "image/png", "image/jpeg")
+                },
+            }
+        }
+    )
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, contract_id: int, dispute_id: int, attachment_id: int) -> Response:
+        """Download an evidence file (the contract's parties and administrators)"""
+        attachment, path = disputes.open_attachment(
+            get_session(),
+            api_actor(),
+            contract_id,
+            dispute_id,
+            attachment_id,
+            current_app.config["UPLOAD_DIR"],
+        )
+        return send_stored(path, attachment.content_type, attachment.filename)
 
 
 @blp.route("/<id:contract_id>/disputes/<id:dispute_id>/decision")

@@ -6,17 +6,26 @@ was disputed from or terminates it. Both are audited on the contract's chain.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require_admin, require_verified_company
 from exchange.actor import Actor
+from exchange.audit.services import record_event
 from exchange.contracts.actions import Action
 from exchange.contracts.deliveries import complete_if_due
-from exchange.contracts.models import Dispute, DisputeOutcome
+from exchange.contracts.models import Dispute, DisputeAttachment, DisputeOutcome
+from exchange.contracts.queries import attachment_record, visible_contract
 from exchange.contracts.rules import ContractEvent, ContractStatus
 from exchange.contracts.services import (
     CORRECT_FIELDS,
+    ENTITY,
     lock_contract,
     notify_parties,
     require_action,
@@ -25,6 +34,89 @@ from exchange.contracts.services import (
 )
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound, ValidationError
+from exchange.files import read_limited, stored_path, write_once
+from exchange.listings.rules import safe_filename, sniff_content_type
+
+#: The form and API field that carries an evidence file.
+ATTACHMENT_FIELD = "attachment"
+#: Files one dispute may hold, from both parties together.
+MAX_ATTACHMENTS = 10
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An evidence file as received: the browser's name (display only) and its content."""
+
+    filename: str | None
+    stream: BinaryIO
+
+
+@dataclass(frozen=True)
+class _Checked:
+    name: str
+    content_type: str
+    data: bytes
+    sha256: str
+
+
+def _refuse(message: object) -> ValidationError:
+    return ValidationError(str(message), {ATTACHMENT_FIELD: [str(message)]})
+
+
+def _check_uploads(uploads: Sequence[Upload], max_bytes: int, already: int) -> list[_Checked]:
+    """Read and check every file before anything is stored: PDF, PNG or JPEG by content, not
+    empty, at most ``max_bytes``, no duplicates, at most :data:`MAX_ATTACHMENTS` in all."""
+    if already + len(uploads) > MAX_ATTACHMENTS:
+        raise _refuse(_l("A dispute holds at most %(n)d files.", n=MAX_ATTACHMENTS))
+    checked: list[_Checked] = []
+    for upload in uploads:
+        data = read_limited(upload.stream, max_bytes)
+        if data is None:
+            raise _refuse(_l("The file is larger than %(mb)s MB.", mb=f"{max_bytes / 1_000_000:g}"))
+        if not data:
+            raise _refuse(_l("The file is empty."))
+        content_type = sniff_content_type(data[:16])
+        if content_type is None:
+            raise _refuse(
+                _l("Only PDF, PNG and JPEG files are accepted, checked by their content, not name.")
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        if any(c.sha256 == digest for c in checked):
+            raise _refuse(_l("This file is already attached to the dispute."))
+        name = safe_filename(upload.filename, content_type, fallback="evidence")
+        checked.append(_Checked(name, content_type, data, digest))
+    return checked
+
+
+def _attach(
+    session: Session,
+    actor: Actor,
+    company_id: int,
+    dispute: Dispute,
+    files: Sequence[_Checked],
+    upload_dir: str | Path,
+) -> list[DisputeAttachment]:
+    known = {a.sha256 for a in dispute.attachments}
+    if any(f.sha256 in known for f in files):
+        raise _refuse(_l("This file is already attached to the dispute."))
+    assert actor.user_id is not None
+    added = []
+    for f in files:
+        write_once(stored_path(upload_dir, f.sha256), f.data)
+        attachment = DisputeAttachment(
+            dispute=dispute,
+            filename=f.name,
+            content_type=f.content_type,
+            size_bytes=len(f.data),
+            sha256=f.sha256,
+            uploaded_by_id=actor.user_id,
+            uploaded_by_company_id=company_id,
+            uploaded_at=utcnow(),
+        )
+        session.add(attachment)
+        added.append(attachment)
+    session.flush()
+    return added
 
 
 def open_dispute(
@@ -34,11 +126,17 @@ def open_dispute(
     reason: str,
     evidence: str = "",
     delivery_id: int | None = None,
+    *,
+    attachments: Sequence[Upload] = (),
+    upload_dir: str | Path | None = None,
+    max_bytes: int = 10_000_000,
 ) -> Dispute:
-    """Either party disputes the contract (or one of its deliveries) with a reason and evidence.
+    """Either party disputes the contract (or one of its deliveries) with a reason, evidence
+    text and evidence files (weighbridge tickets, lab reports, photos).
 
-    The contract moves to disputed and remembers where from. Raises ValidationError (no reason,
-    unknown delivery), Conflict (state), Forbidden (role), NotFound (outsider).
+    The contract moves to disputed and remembers where from. Every file is checked before
+    anything is stored. Raises ValidationError (no reason, unknown delivery, a refused file),
+    Conflict (state), Forbidden (role), NotFound (outsider).
     """
     company = require_verified_company(session, actor, "trade")
     contract = lock_contract(session, contract_id)
@@ -52,6 +150,7 @@ def open_dispute(
         errors["delivery_id"] = [str(_l("Choose a delivery of this contract."))]
     if errors:
         raise ValidationError(CORRECT_FIELDS, errors)
+    files = _check_uploads(attachments, max_bytes, already=0)
     assert actor.user_id is not None
     dispute = Dispute(
         contract_id=contract.id,
@@ -66,6 +165,11 @@ def open_dispute(
     session.add(dispute)
     contract.disputed_from = contract.status
     session.flush()
+    stored: list[DisputeAttachment] = []
+    if files:
+        if upload_dir is None:
+            raise ValueError("upload_dir is needed to store dispute attachments")
+        stored = _attach(session, actor, company.id, dispute, files, upload_dir)
     transition(
         session,
         actor,
@@ -77,10 +181,75 @@ def open_dispute(
             "delivery_id": delivery_id,
             "reason": dispute.reason,
             "evidence": dispute.evidence,
+            "attachments": [attachment_record(a) for a in stored],
         },
     )
     notify_parties(session, contract, "dispute_opened")
     return dispute
+
+
+def add_attachment(
+    session: Session,
+    actor: Actor,
+    contract_id: int,
+    dispute_id: int,
+    upload: Upload,
+    *,
+    upload_dir: str | Path,
+    max_bytes: int = 10_000_000,
+) -> DisputeAttachment:
+    """Either party adds an evidence file to an open dispute of its contract (administrators
+    decide, they do not add evidence). Audited on the contract's chain.
+
+    Raises ValidationError (``attachment``: a refused file), Conflict (decided dispute),
+    Forbidden (role), NotFound (outsider, unknown dispute).
+    """
+    company = require_verified_company(session, actor, "trade")
+    contract = lock_contract(session, contract_id)
+    require_party(actor, contract)
+    require_action(actor, contract, Action.ADD_EVIDENCE)
+    dispute = next((d for d in contract.disputes if d.id == dispute_id), None)
+    if dispute is None:
+        raise NotFound(_l("No such dispute."))
+    if not dispute.is_open:
+        raise Conflict(_l("This dispute is already decided."))
+    files = _check_uploads([upload], max_bytes, already=len(dispute.attachments))
+    (attachment,) = _attach(session, actor, company.id, dispute, files, upload_dir)
+    record_event(
+        session,
+        actor,
+        "contracts:dispute:evidence_added",
+        ENTITY,
+        contract.id,
+        {"dispute_id": dispute.id, "attachment": attachment_record(attachment)},
+    )
+    return attachment
+
+
+def open_attachment(
+    session: Session,
+    actor: Actor,
+    contract_id: int,
+    dispute_id: int,
+    attachment_id: int,
+    upload_dir: str | Path,
+) -> tuple[DisputeAttachment, Path]:
+    """An evidence file and where it is stored, for the contract's parties and administrators.
+
+    Everyone else, and any id that does not belong to this contract's dispute, gets NotFound.
+    """
+    contract = visible_contract(session, actor, contract_id)
+    attachment = session.get(DisputeAttachment, attachment_id)
+    if (
+        attachment is None
+        or attachment.dispute_id != dispute_id
+        or attachment.dispute.contract_id != contract.id
+    ):
+        raise NotFound(_l("No such file."))
+    path = stored_path(upload_dir, attachment.sha256)
+    if not path.is_file():
+        raise NotFound(_l("The file is missing from storage; tell the administrators."))
+    return attachment, path
 
 
 def resolve_dispute(

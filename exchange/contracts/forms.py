@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     DateField,
     DecimalField,
@@ -193,9 +194,26 @@ class DisputeForm(FlaskForm):
     evidence = TextAreaField(
         _l("Evidence"),
         validators=[Optional(), Length(max=5000)],
-        description=_l("Weighbridge tickets, lab report numbers, photos you can send on request."),
+        description=_l("Weighbridge ticket numbers, lab report numbers, what you saw."),
+    )
+    attachment = FileField(
+        _l("Evidence file (optional)"),
+        description=_l(
+            "A weighbridge ticket, lab report or photo: PDF, PNG or JPEG, up to 10 MB. "
+            "Add more files on the contract page while the dispute is open."
+        ),
     )
     submit = SubmitField(_l("Open the dispute"))
+
+
+class EvidenceForm(FlaskForm):
+    """One more evidence file for an open dispute."""
+
+    attachment = FileField(
+        _l("Evidence file (PDF, PNG or JPEG)"),
+        validators=[FileRequired(_l("Choose a file."))],
+    )
+    submit = SubmitField(_l("Add the file"))
 
 
 class DecisionForm(FlaskForm):

@@ -226,7 +226,12 @@ class Delivery(Base):
         UniqueConstraint("contract_id", "seq"),
         UniqueConstraint("contract_id", "manifest_no"),
         CheckConstraint("tare_t >= 0 AND gross_t > tare_t", name="weights_ordered"),
-        CheckConstraint("net_t = gross_t - tare_t", name="net_is_gross_less_tare"),
+        # To the kilogram, not exactly equal: SQLite does this arithmetic in binary floating
+        # point, where 49.1 - 15.2 is not 33.9.
+        CheckConstraint(
+            "net_t - (gross_t - tare_t) < 0.0005 AND (gross_t - tare_t) - net_t < 0.0005",
+            name="net_is_gross_less_tare",
+        ),
         CheckConstraint("counted_t > 0", name="counted_positive"),
         CheckConstraint(
             "received_net_t IS NULL OR received_net_t > 0", name="received_net_positive"
@@ -334,7 +339,39 @@ class Dispute(Base):
     contract: Mapped[Contract] = relationship(back_populates="disputes")
     delivery: Mapped[Delivery | None] = relationship()
     opened_by_company: Mapped[Company] = relationship()
+    attachments: Mapped[list[DisputeAttachment]] = relationship(
+        back_populates="dispute", order_by="DisputeAttachment.id"
+    )
 
     @property
     def is_open(self) -> bool:
         return self.decided_at is None
+
+
+class DisputeAttachment(Base):
+    """A file a party gave as evidence in a dispute (PDF, PNG, JPEG), stored under its SHA-256
+    outside ``static/`` and served only to the contract's parties and administrators."""
+
+    __tablename__ = "contract_dispute_attachments"
+    __table_args__ = (
+        UniqueConstraint("dispute_id", "sha256"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(
+        ForeignKey("contract_disputes.id", ondelete="RESTRICT"), index=True
+    )
+    #: A sanitised display name; never used as a path.
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    uploaded_by_company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="RESTRICT")
+    )
+    uploaded_at: Mapped[dt.datetime]
+
+    dispute: Mapped[Dispute] = relationship(back_populates="attachments")
+    uploaded_by_company: Mapped[Company] = relationship()

@@ -13,6 +13,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask_babel import lazy_gettext as _l
+from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
 from exchange.apiplatform.fields import (
@@ -304,6 +305,29 @@ class DeliverySchema(ma.Schema):
     received_at = Timestamp(required=True, allow_none=True)
 
 
+class DisputeAttachmentSchema(ma.Schema):
+    """An evidence file in a dispute (download it from its ``/attachments/{id}`` URL)."""
+
+    id = fields.Integer(required=True)
+    filename = fields.String(required=True)
+    content_type = fields.String(
+        required=True, validate=validate.OneOf(["application/pdf", "image/png", "image/jpeg"])
+    )
+    size_bytes = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    uploaded_by_company_id = fields.Integer(required=True)
+    uploaded_at = Timestamp(required=True)
+
+
+class EvidenceUploadSchema(ma.Schema):
+    """One evidence file, sent as ``multipart/form-data``."""
+
+    attachment = Upload(
+        required=True,
+        metadata={"description": "PDF, PNG or JPEG, checked by content; 10 MB at most."},
+    )
+
+
 class DisputeSchema(ma.Schema):
     id = fields.Integer(required=True)
     contract_id = fields.Integer(required=True)
@@ -319,6 +343,7 @@ class DisputeSchema(ma.Schema):
     )
     decision = fields.String(required=True, allow_none=True)
     decided_at = Timestamp(required=True, allow_none=True)
+    attachments = fields.List(fields.Nested(DisputeAttachmentSchema), required=True)
 
 
 class ContractSummarySchema(ma.Schema):

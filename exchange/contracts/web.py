@@ -11,6 +11,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -38,6 +39,7 @@ from exchange.contracts.forms import (
     DecisionForm,
     DispatchForm,
     DisputeForm,
+    EvidenceForm,
     SignForm,
     receipt_form_for,
 )
@@ -45,8 +47,9 @@ from exchange.contracts.models import Contract
 from exchange.contracts.rules import ContractStatus
 from exchange.contracts.services import actions_for, create_contract_from_award, require_action
 from exchange.db import commit, get_session
-from exchange.errors import ValidationError
+from exchange.errors import DomainError, ValidationError
 from exchange.extensions import limiter
+from exchange.files import send_stored
 from exchange.i18n import is_zh
 from exchange.security import current_actor
 from exchange.trading.models import Award, AwardStatus
@@ -124,6 +127,7 @@ def show(contract_id: int):  # type: ignore[no-untyped-def]
         records=queries.verify_records(session, contract) if actor.is_admin else None,
         users=queries.signer_names(session, contract),
         confirm_form=ConfirmForm(formdata=None),
+        evidence_form=EvidenceForm(formdata=None),
         **_labels(),
     )
 
@@ -266,12 +270,66 @@ def dispute(contract_id: int):  # type: ignore[no-untyped-def]
             form.reason.data,
             form.evidence.data,
             int(form.delivery_id.data) if (form.delivery_id.data or "").isdigit() else None,
+            attachments=_uploads(form.attachment.data),
+            upload_dir=current_app.config["UPLOAD_DIR"],
+            max_bytes=current_app.config["LISTINGS_MAX_UPLOAD_BYTES"],
         ),
         _("The dispute is open. An administrator will decide it."),
         "contracts/form.html",
         title=_("Open a dispute"),
         intro=_("Nothing else happens on the contract until an administrator decides the dispute."),
     )
+
+
+def _uploads(file: Any) -> list[disputes.Upload]:
+    """The uploaded file of an optional FileField as the services take it (none if empty)."""
+    if file is None or not getattr(file, "filename", None):
+        return []
+    return [disputes.Upload(file.filename, file.stream)]
+
+
+@bp.route("/<int:contract_id>/disputes/<int:dispute_id>/attachments", methods=["POST"])
+def add_evidence(contract_id: int, dispute_id: int):  # type: ignore[no-untyped-def]
+    """A party adds one more evidence file to an open dispute (from the contract page)."""
+    session, actor, _contract = _load(contract_id)
+    back = url_for("contracts.show", contract_id=contract_id) + f"#dispute-{dispute_id}"
+    form = EvidenceForm()
+    if not form.validate_on_submit():
+        for messages in form.errors.values():
+            for message in messages:
+                flash(message, "danger")
+        return redirect(back, 303)
+    try:
+        disputes.add_attachment(
+            session,
+            actor,
+            contract_id,
+            dispute_id,
+            _uploads(form.attachment.data)[0],
+            upload_dir=current_app.config["UPLOAD_DIR"],
+            max_bytes=current_app.config["LISTINGS_MAX_UPLOAD_BYTES"],
+        )
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc.message), "danger")
+        return redirect(back, 303)
+    commit(session)
+    flash(_("File attached to the dispute."), "success")
+    return redirect(back, 303)
+
+
+@bp.route("/<int:contract_id>/disputes/<int:dispute_id>/attachments/<int:attachment_id>")
+def evidence_file(contract_id: int, dispute_id: int, attachment_id: int) -> Response:
+    """An evidence file, for the contract's parties and administrators only."""
+    attachment, path = disputes.open_attachment(
+        get_session(),
+        current_actor(),
+        contract_id,
+        dispute_id,
+        attachment_id,
+        current_app.config["UPLOAD_DIR"],
+    )
+    return send_stored(path, attachment.content_type, attachment.filename)
 
 
 @bp.route("/<int:contract_id>/disputes/<int:dispute_id>/decide", methods=["GET", "POST"])

@@ -8,8 +8,6 @@ web server directly. The only way out is ``open_certificate``, which checks who 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +19,7 @@ from exchange.accounts.models import Company
 from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
+from exchange.files import read_limited, stored_path, write_once
 from exchange.listings import rules
 from exchange.listings.models import Certificate, Lot
 from exchange.listings.services import can_view, load_own_lot
@@ -39,37 +38,6 @@ def can_see_assay(session: Session, actor: Actor, lot: Lot) -> bool:
         return False
     company = session.get(Company, actor.company_id)
     return company is not None and company.is_verified
-
-
-def stored_path(upload_dir: str | Path, sha256: str) -> Path:
-    return Path(upload_dir) / sha256[:2] / sha256
-
-
-def _read_limited(stream: BinaryIO, max_bytes: int) -> bytes | None:
-    """Up to ``max_bytes`` from ``stream``; None if there is more (never reads it all)."""
-    chunks, size = [], 0
-    while chunk := stream.read(min(1 << 16, max_bytes + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            return None
-    return b"".join(chunks)
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    """Write ``data`` at ``path`` atomically unless the same content is already there."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _refuse(message: object) -> ValidationError:
@@ -99,7 +67,7 @@ def add_certificate(
         raise Conflict(_l("Files can no longer be added to this lot."))
     if kind not in KINDS:
         raise _refuse(_l("Choose certificate or photo."))
-    data = _read_limited(stream, max_bytes)
+    data = read_limited(stream, max_bytes)
     if data is None:
         raise _refuse(_l("The file is larger than %(mb)s MB.", mb=f"{max_bytes / 1_000_000:g}"))
     if not data:
@@ -122,7 +90,7 @@ def add_certificate(
     ):
         raise _refuse(_l("This file is already attached to the lot."))
     name = rules.safe_filename(filename, content_type, fallback=kind)
-    _write_once(stored_path(upload_dir, digest), data)
+    write_once(stored_path(upload_dir, digest), data)
     certificate = Certificate(
         lot_id=lot.id,
         kind=kind,

@@ -14,7 +14,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import format_decimal
@@ -34,6 +33,7 @@ from exchange.catalog.parameters import (
 from exchange.catalog.rules import grade
 from exchange.db import commit, get_session, utcnow
 from exchange.errors import DomainError
+from exchange.files import send_stored
 from exchange.i18n import is_zh
 from exchange.listings import assays, display, rules, search, services, uploads
 from exchange.listings.forms import (
@@ -276,19 +276,7 @@ def download(lot_id: int, certificate_id: int) -> Response:
         if exc.status == 403 and not current_user.is_authenticated:
             return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
         raise
-    response = send_file(
-        path,
-        mimetype=certificate.content_type,
-        as_attachment=certificate.content_type == "application/pdf",
-        download_name=certificate.filename,
-        conditional=True,
-        max_age=0,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # Even if a browser tried to render it, it could run nothing and load nothing.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_stored(path, certificate.content_type, certificate.filename)
 
 
 # --- moderation ---------------------------------------------------------------------

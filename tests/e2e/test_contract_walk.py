@@ -1,7 +1,9 @@
 """A demo cement plant's award becomes a contract: the administrator draws it up, the refinery
 and the cement plant sign, the refinery records a load, the cement plant receives it with a
-re-assay, the PDF downloads. Walked in Chinese on a laptop and in English on a phone, with
-screenshots of every page (tests/artifacts/screenshots)."""
+re-assay; the refinery records a second load, the cement plant disputes it with a weighbridge
+ticket as evidence, the administrator decides; the printable page and the PDF. Walked in
+Chinese and English at laptop and phone widths, with screenshots of every page
+(tests/artifacts/screenshots)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,11 @@ CASES = [
     ("en", "en-US", {"width": 1366, "height": 900}),
 ]
 LOCALES = {"zh": "zh_Hans_CN", "en": "en"}
+TICKET = {
+    "name": "weighbridge-ticket.pdf",
+    "mimeType": "application/pdf",
+    "buffer": b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +183,46 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     assert page.locator(".quality-lines").count() == 1
     shots(page, f"{prefix}-07-contract-in-delivery")
 
+    _logout(page, exchange)
+
+    # The refinery records a second load; the cement plant disputes it with a weighbridge
+    # ticket as evidence, and the administrator decides.
+    _login(page, exchange, SELLER, lang)
+    page.goto(contract_url + "/deliveries/new")
+    page.fill("#dispatched_on", dt.date.today().isoformat())
+    page.fill("#carrier", "滨州顺达物流有限公司")
+    page.fill("#vehicle_plate", "鲁M·B5678")
+    page.fill("#manifest_no", "SD-2027-0002")
+    page.fill("#gross_t", "49.100")
+    page.fill("#tare_t", "15.200")
+    page.click("#submit")
+    shots(page, f"{prefix}-08-second-dispatch")
+    assert "SD-2027-0002" in page.locator("main").inner_text()
+    _logout(page, exchange)
+    _login(page, exchange, BUYER, lang)
+    page.goto(contract_url)
+    page.locator("a[href*='/disputes/new?delivery=']").last.click()
+    page.fill("#reason", "到货短重约 3 吨 / about 3 t short")
+    page.set_input_files("#attachment", files=[TICKET])
+    shots(page, f"{prefix}-08-dispute")
+    page.click("#submit")
+    assert page.locator("h1 + [data-status='disputed']").count() == 1
+    assert page.locator(".dispute-files a").inner_text() == "weighbridge-ticket.pdf"
+    shots(page, f"{prefix}-09-disputed")
+    _logout(page, exchange)
+    _login(page, exchange, ADMIN_EMAIL, lang)
+    page.goto(contract_url)
+    page.locator("a[href$='/decide']").click()
+    page.select_option("#outcome", "resumed")
+    page.fill("#decision", "磅单核对：短重在合同容差内，继续履行。")
+    shots(page, f"{prefix}-10-decide")
+    page.click("#submit")
+    assert page.locator("h1 + [data-status='in_delivery']").count() == 1
+
     # The printable contract and the PDF.
     page.goto(contract_url + "/print")
     assert "赤泥及赤泥产品买卖合同" in page.content()
-    shots(page, f"{prefix}-08-printable")
+    shots(page, f"{prefix}-11-printable")
     page.goto(contract_url)
     with page.expect_download() as info:
         page.locator("a[href$='/pdf']").first.click()

@@ -331,6 +331,78 @@ def test_a_dispute_and_the_administrators_decision(app, db, client, world):
     assert deal.contract.status is ContractStatus.IN_DELIVERY
 
 
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _upload(client, path, data):
+    return client.post(
+        path,
+        data={"csrf_token": csrf_token(client, "/contracts/"), **data},
+        content_type="multipart/form-data",
+    )
+
+
+FILE_READ = {ANON: 302, OTHER: 404, SELLER: 200, BUYER: 200, ADMIN: 200}
+
+
+def test_dispute_evidence_files_go_up_with_the_dispute_and_later_and_are_served_safely(
+    app, db, client, world
+):
+    deal, delivery = _in_delivery(app, db, world)
+    contract_id = deal.contract.id
+    _as(client, world, BUYER)
+    # A renamed executable is refused on the form, and nothing is opened.
+    response = _upload(
+        client,
+        f"/contracts/{contract_id}/disputes/new",
+        {"reason": "短重", "attachment": (io.BytesIO(b"MZ\x90\x00" + b"\0" * 40), "磅单.pdf")},
+    )
+    assert response.status_code == 422
+    assert "PDF, PNG and JPEG" in response.get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Dispute)) == 0
+    response = _upload(
+        client,
+        f"/contracts/{contract_id}/disputes/new",
+        {
+            "delivery_id": str(delivery.id),
+            "reason": "短重 3 吨",
+            "attachment": (io.BytesIO(PDF), "磅单 778.pdf"),
+        },
+    )
+    assert response.status_code == 302
+    dispute = db.scalar(select(Dispute))
+    page = client.get(f"/contracts/{contract_id}").get_data(as_text=True)
+    assert "磅单 778.pdf" in page and 'name="attachment"' in page
+    # The seller adds a photo from the contract page.
+    client.get("/")
+    _post(client, "/logout", {})
+    _as(client, world, SELLER)
+    response = _upload(
+        client,
+        f"/contracts/{contract_id}/disputes/{dispute.id}/attachments",
+        {"attachment": (io.BytesIO(PNG), "photo.png")},
+    )
+    assert response.status_code == 303
+    db.expire_all()
+    files = {a.filename: a for a in db.get(Dispute, dispute.id).attachments}
+    assert set(files) == {"磅单 778.pdf", "photo.png"}
+    url = f"/contracts/{contract_id}/disputes/{dispute.id}/attachments/{files['photo.png'].id}"
+    client.get("/")
+    _post(client, "/logout", {})
+    for who in PERSONAS:
+        _as(client, world, who)
+        response = client.get(url)
+        assert response.status_code == FILE_READ[who], who
+        if response.status_code == 200:
+            assert response.data == PNG
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert "sandbox" in response.headers["Content-Security-Policy"]
+        if who != ANON:
+            client.get("/")
+            _post(client, "/logout", {})
+
+
 def test_the_administrator_draws_up_a_contract_for_an_open_award(app, db, client, world):
     with app.test_request_context():
         award = make_award(db)

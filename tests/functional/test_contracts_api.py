@@ -6,6 +6,7 @@ dispatch), each refusal leaving nothing stored."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from decimal import Decimal
 
@@ -115,6 +116,24 @@ def _disputed(world):
     return {**ids, "dispute": dispute.id}
 
 
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+def _disputed_with_file(world):
+    ids = _disputed(world)
+    deal, db, app = world["deal"], world["db"], world["app"]
+    with app.test_request_context():
+        attachment = disputes.add_attachment(
+            db,
+            deal.seller_actor,
+            deal.contract.id,
+            ids["dispute"],
+            disputes.Upload("磅单.pdf", io.BytesIO(PDF)),
+            upload_dir=app.config["UPLOAD_DIR"],
+        )
+    return {**ids, "attachment": attachment.id}
+
+
 def _awaiting(world):
     return {}
 
@@ -124,7 +143,21 @@ STAGES = {
     "active": _active,
     "in_delivery": _in_delivery,
     "disputed": _disputed,
+    "disputed_with_file": _disputed_with_file,
 }
+
+
+class Upload:
+    """A matrix body sent as multipart/form-data with one evidence file."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def form(self) -> dict[str, object]:
+        return {"attachment": (io.BytesIO(self.data), "photo.png")}
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 DISPATCH = {
     "dispatched_on": dt.date.today().isoformat(),
@@ -174,6 +207,22 @@ MATRIX = [
     ("GET", "/{contract}/disputes/{dispute}", "disputed", None, READERS, 200),
     (
         "POST",
+        "/{contract}/disputes/{dispute}/attachments",
+        "disputed",
+        Upload(PNG),
+        PARTY_WRITE,
+        201,
+    ),
+    (
+        "GET",
+        "/{contract}/disputes/{dispute}/attachments/{attachment}",
+        "disputed_with_file",
+        None,
+        READERS,
+        200,
+    ),
+    (
+        "POST",
         "/{contract}/disputes/{dispute}/decision",
         "disputed",
         {"outcome": "resumed", "decision": "磅单一致"},
@@ -198,7 +247,16 @@ def test_contracts_api_authorization_matrix(
     url = BASE + path.format(contract=contract.id, **ids)
     payload = body(world) if callable(body) else body
     before = _chain_length(db, contract)
-    response = client.open(url, method=method, json=payload, headers=_headers(world, persona))
+    if isinstance(payload, Upload):
+        response = client.open(
+            url,
+            method=method,
+            data=payload.form(),
+            content_type="multipart/form-data",
+            headers=_headers(world, persona),
+        )
+    else:
+        response = client.open(url, method=method, json=payload, headers=_headers(world, persona))
     expected = statuses.get(persona, default)
     assert response.status_code == expected, response.get_data(as_text=True)[:300]
     if expected >= 400:
@@ -221,6 +279,7 @@ def test_every_contracts_operation_is_in_the_matrix(app):
         "<id:contract_id>": "{contract}",
         "<id:delivery_id>": "{delivery}",
         "<id:dispute_id>": "{dispute}",
+        "<id:attachment_id>": "{attachment}",
     }
     served = set()
     for method, rule in _served_operations(app):
@@ -740,3 +799,36 @@ def test_a_contract_from_signatures_to_completion_through_the_api(app, db, clien
     assert actions[-1] == "contracts:contract:completed"
     report = client.post("/api/v1/audit/verify", headers=admin).get_json()
     assert report["ok"] and report["breaks"] == []
+
+
+def test_evidence_files_through_the_api_are_checked_listed_and_downloadable(world, client, db):
+    ids = _disputed(world)
+    url = f"{BASE}/{world['deal'].contract.id}/disputes/{ids['dispute']}"
+    refused = client.post(
+        url + "/attachments",
+        data={"attachment": (io.BytesIO(b"<script>alert(1)</script>"), "x.pdf")},
+        content_type="multipart/form-data",
+        headers=_headers(world, SELLER),
+    )
+    assert "attachment" in assert_error_shape(refused, 422)["errors"]
+    missing = client.post(
+        url + "/attachments",
+        data={},
+        content_type="multipart/form-data",
+        headers=_headers(world, SELLER),
+    )
+    assert_error_shape(missing, 422)
+    added = client.post(
+        url + "/attachments",
+        data={"attachment": (io.BytesIO(PDF), "磅单 778.pdf")},
+        content_type="multipart/form-data",
+        headers=_headers(world, SELLER),
+    )
+    assert added.status_code == 201, added.get_data(as_text=True)
+    body = added.get_json()
+    assert body["filename"] == "磅单 778.pdf" and body["content_type"] == "application/pdf"
+    listed = client.get(url, headers=_headers(world, ADMIN)).get_json()
+    assert [a["id"] for a in listed["attachments"]] == [body["id"]]
+    download = client.get(f"{url}/attachments/{body['id']}", headers=_headers(world, BUYER))
+    assert download.status_code == 200 and download.data == PDF
+    assert download.headers["X-Content-Type-Options"] == "nosniff"

@@ -6,6 +6,8 @@ one disputed) and bodies generated from the document, sent by the seller, the bu
 administrator: no 5xx, and every answer (2xx or refusal) matches the document.
 """
 
+import io
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -21,6 +23,7 @@ EXAMPLES = 20
 #: The PDF takes nothing to fuzz but its path, and each rendering embeds a CJK font subset
 #: (about three seconds): one example checks its status and content type against the document.
 PDF_EXAMPLES = 1
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
 def _in_delivery(db):
@@ -49,7 +52,14 @@ def contracts(app, db):
         delivering, delivery = _in_delivery(db)
         disputed, disputed_delivery = _in_delivery(db)
         dispute = disputes.open_dispute(
-            db, disputed.buyer_actor, disputed.contract.id, "短重", "", disputed_delivery.id
+            db,
+            disputed.buyer_actor,
+            disputed.contract.id,
+            "短重",
+            "",
+            disputed_delivery.id,
+            attachments=[disputes.Upload("磅单.pdf", io.BytesIO(PDF))],
+            upload_dir=app.config["UPLOAD_DIR"],
         )
     admin = make_user(db, admin=True)
     return {
@@ -65,6 +75,7 @@ def contracts(app, db):
             "contract_id": disputed.contract.id,
             "delivery_id": disputed_delivery.id,
             "dispute_id": dispute.id,
+            "attachment_id": dispute.attachments[0].id,
         },
     }
 

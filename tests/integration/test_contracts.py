@@ -228,7 +228,7 @@ def trading_hook(monkeypatch):
 
 
 def test_past_the_signature_deadline_the_contract_and_award_lapse(db, trading_hook):
-    deal = make_deal(db, sign_by=utcnow() + dt.timedelta(seconds=1))
+    deal = make_deal(db, sign_by=utcnow() + dt.timedelta(hours=1))
     c = deal.contract
     signing.sign_contract(db, deal.seller_actor, c.id, PASSWORD)
     c.sign_by = utcnow() - dt.timedelta(minutes=1)
