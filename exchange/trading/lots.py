@@ -91,8 +91,9 @@ class TradeContext:
 def lock_for_trade(session: Session, actor: Actor, lot_id: int, end_use: str) -> TradeContext:
     """Lock the lot and check the actor's company, in one statement (the hot path of bidding).
 
-    The company must be verified and registered as a buyer, and the actor's role must allow
-    trading (Forbidden otherwise). The company row is read, not locked: a bid changes nothing
+    The company must be verified, not suspended and registered as a buyer, and the actor's role
+    must allow trading (Forbidden otherwise); the lot's producer must not be suspended (its
+    lots are frozen: Conflict). The company row is read, not locked: a bid changes nothing
     in it, and locking it while the lot's awards and notices take foreign-key locks on
     companies would open a deadlock between a late bid and the close. Raises NotFound,
     Forbidden, or ValueError for an unknown end-use code.
