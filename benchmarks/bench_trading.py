@@ -33,6 +33,7 @@ from exchange.accounts.services import hash_password
 from exchange.actor import Actor
 from exchange.db import make_engine, normalize_url, session_scope, utcnow
 from exchange.listings.models import Lot, LotEndUse
+from exchange.listings.rules import unit_vector
 from exchange.schema import upgrade
 from exchange.trading import services, tasks
 from exchange.trading.models import Bid, LotClosing
@@ -98,9 +99,17 @@ def _companies(s, n: int, *, producer: bool = False) -> list[tuple[int, int, str
     return made
 
 
+#: The bench sites' place (37° N, 118° E) as the catalogue's unit vector: the lots table's
+#: nearest-first index needs every row to have one.
+_GEO = unit_vector(D(37), D(118))
+
+
 def _lot_row(producer_id: int, site_id: int, **fields: object) -> dict[str, object]:
     now = utcnow()
     row: dict[str, object] = {
+        "geo_x": _GEO[0],
+        "geo_y": _GEO[1],
+        "geo_z": _GEO[2],
         "producer_id": producer_id,
         "site_id": site_id,
         "material_code": "rm_bayer_filter_cake",

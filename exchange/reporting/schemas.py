@@ -29,7 +29,10 @@ class Month(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not _MONTH.match(text):
             raise self.make_error("invalid")
-        return dt.date(int(text[:4]), int(text[5:7]), 1)
+        try:
+            return dt.date(int(text[:4]), int(text[5:7]), 1)
+        except ValueError:  # year 0000 matches the pattern but is no date
+            raise self.make_error("invalid") from None
 
 
 class PeriodQuerySchema(ma.Schema):

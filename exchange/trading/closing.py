@@ -24,15 +24,15 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require
+from exchange.accounts.models import Company
 from exchange.actor import Actor
 from exchange.audit.batch import PendingEvent, record_events
-from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotEvent, LotStatus, SaleMode, apply
-from exchange.trading import rules
+from exchange.trading import clock, rules
 from exchange.trading.ladder import award_lapsed
-from exchange.trading.lots import lock_lot, lock_lots
+from exchange.trading.lots import lock_lot, lock_lots, suspended_companies
 from exchange.trading.models import Award, AwardStatus, Bid, LotClosing, NoticeKind, ReserveDecision
 from exchange.trading.notices import Notice, add_notices_for_lots
 from exchange.trading.rules import BidStatus
@@ -104,7 +104,7 @@ def close_lot(
     ``closed`` for the producer's decision until ``decision_due_at``.
     """
     lot = lock_lot(session, lot_id)
-    if not _close(session, actor, [lot], now or utcnow(), settings):
+    if not _close(session, actor, [lot], now or clock.now(), settings):
         return None
     return session.scalars(
         select(LotClosing)
@@ -122,10 +122,15 @@ def due_lot_ids(session: Session, now: dt.datetime, limit: int) -> list[int]:
     return list(
         session.scalars(
             select(Lot.id)
-            .where(Lot.status == LotStatus.PUBLISHED, Lot.closes_at <= now)
+            .join(Company, Company.id == Lot.producer_id)
+            .where(
+                Lot.status == LotStatus.PUBLISHED,
+                Lot.closes_at <= now,
+                Company.suspended_at.is_(None),  # a suspended producer's lots are held
+            )
             .order_by(Lot.closes_at, Lot.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=Lot, skip_locked=True)
         )
     )
 
@@ -139,7 +144,7 @@ def close_due_lots(
     settings: TradingSettings | None = None,
 ) -> int:
     """Close one batch of due lots in this transaction; returns how many it closed."""
-    now = now or utcnow()
+    now = now or clock.now()
     settings = settings or TradingSettings.current()
     ids = due_lot_ids(session, now, limit or settings.close_batch)
     if not ids:
@@ -154,7 +159,12 @@ def _close(
     now: dt.datetime,
     settings: TradingSettings | None,
 ) -> list[int]:
-    """Close the given locked lots that are still published and due; returns their ids."""
+    """Close the given locked lots that are still published and due; returns their ids.
+
+    Frozen items wait: a lot of a suspended producer is not closed (it closes once the producer
+    is reinstated), and the live bids of a suspended bidder take no part in the allocation
+    (they end lost, named in the close's audit event).
+    """
     settings = settings or TradingSettings.current()
     due = [
         lot
@@ -164,16 +174,33 @@ def _close(
     if not due:
         return []
     bidding = [lot.id for lot in due if lot.sale_mode is not SaleMode.BUY_NOW]
-    live: dict[int, list[Row[Any]]] = defaultdict(list)
+    rows: list[Row[Any]] = []
     if bidding:
-        for row in session.execute(
-            select(*_BID_COLUMNS)
-            .where(Bid.lot_id.in_(bidding), Bid.status == BidStatus.ACTIVE)
-            .order_by(Bid.id)
-        ):
+        rows = list(
+            session.execute(
+                select(*_BID_COLUMNS)
+                .where(Bid.lot_id.in_(bidding), Bid.status == BidStatus.ACTIVE)
+                .order_by(Bid.id)
+            )
+        )
+    frozen = suspended_companies(
+        session, {lot.producer_id for lot in due} | {row.company_id for row in rows}
+    )
+    due = [lot for lot in due if lot.producer_id not in frozen]
+    if not due:
+        return []
+    live: dict[int, list[Row[Any]]] = defaultdict(list)
+    skipped: dict[int, list[int]] = defaultdict(list)
+    for row in rows:
+        if row.company_id in frozen:
+            skipped[row.lot_id].append(row.id)
+        else:
             live[row.lot_id].append(row)
     revealed = _reveal([lot.id for lot in due if lot.sale_mode is SaleMode.TENDER], session)
     outcomes = [_close_one(lot, live[lot.id], revealed, now, settings) for lot in due]
+    for outcome in outcomes:
+        if skipped.get(outcome.lot.id):
+            outcome.data["frozen_bids"] = skipped[outcome.lot.id]
     _write(session, actor, outcomes)
     return [o.lot.id for o in outcomes]
 
@@ -358,9 +385,13 @@ def decide_reserve(
     """
     company_id = require(actor, "trade")
     lot = lock_lot(session, lot_id)
-    now = now or utcnow()
+    now = now or clock.now()
     if lot.producer_id != company_id:
         raise Forbidden(_l("Only the lot's producer can decide on its reserve."))
+    if suspended_companies(session, [company_id]):
+        raise Forbidden(
+            _l("The exchange has suspended your company, so its lots are frozen for now.")
+        )
     closing = _pending_closing(session, lot)
     if closing.decision_due_at is not None and now >= closing.decision_due_at:
         raise Conflict(_l("The time to accept bids below the reserve has passed."))
@@ -395,6 +426,8 @@ def _decide(
             .order_by(Bid.id)
         )
     )
+    frozen = suspended_companies(session, {b.company_id for b in bids})
+    bids = [b for b in bids if b.company_id not in frozen]
     allocation = rules.allocate(
         lot.quantity, [_view(b) for b in bids], lot.reserve_price, min_order=lot.min_order
     )
@@ -427,14 +460,17 @@ def expire_reserve_decisions(
     settings: TradingSettings | None = None,
 ) -> int:
     """Apply "declined" to lots whose reserve window passed without a decision."""
-    now = now or utcnow()
+    now = now or clock.now()
     settings = settings or TradingSettings.current()
     due = list(
         session.scalars(
             select(LotClosing.lot_id)
+            .join(Lot, Lot.id == LotClosing.lot_id)
+            .join(Company, Company.id == Lot.producer_id)
             .where(
                 LotClosing.decision == ReserveDecision.PENDING,
                 LotClosing.decision_due_at <= now,
+                Company.suspended_at.is_(None),  # a suspended producer's decision is held
             )
             .order_by(LotClosing.decision_due_at)
             .limit(limit)

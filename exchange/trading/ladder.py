@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
 from exchange.audit.services import record_event
-from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotStatus
-from exchange.trading import rules
-from exchange.trading.lots import lock_lot, view
+from exchange.trading import clock, rules
+from exchange.trading.lots import lock_lot, suspended_companies, view
 from exchange.trading.models import Award, AwardStatus, Bid, LotClosing, NoticeKind
 from exchange.trading.notices import Notice, add_notices
 from exchange.trading.rules import BidStatus
@@ -64,7 +63,7 @@ def award_lapsed(
     """
     if actor.user_id is not None and not actor.is_admin:
         raise Forbidden(_l("Only the exchange can lapse an award."))
-    now = now or utcnow()
+    now = now or clock.now()
     settings = settings or TradingSettings.current()
     found = session.get(Award, award_id)
     if found is None:
@@ -125,10 +124,11 @@ def _ladder(
     assert lapsed.bid_id is not None
     closing = session.scalar(select(LotClosing).where(LotClosing.lot_id == lot.id))
     waived = closing is not None and closing.below_reserve_accepted
+    frozen = suspended_companies(session, {b.company_id for b in bids})  # skipped
     steps = rules.award_ladder_next(
         fills,
         [lapsed.bid_id],
-        [view(b) for b in bids],
+        [view(b) for b in bids if b.id == lapsed.bid_id or b.company_id not in frozen],
         reserve_price=None if waived else lot.reserve_price,
         min_order=lot.min_order,
     )

@@ -7,13 +7,14 @@ locks at most one lot and never a company row after it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from exchange.accounts.companies import require
 from exchange.accounts.models import Company
@@ -71,7 +72,9 @@ def trading_company(session: Session, actor: Actor) -> Company:
     company = session.get(Company, company_id)
     if company is None:
         raise NotFound(_l("No such company."))
-    _check_company(company.is_verified, company.is_buyer)
+    _check_company(
+        company.is_verified, company.is_buyer, company.suspended_at, company.suspension_reason
+    )
     return company
 
 
@@ -88,17 +91,28 @@ class TradeContext:
 def lock_for_trade(session: Session, actor: Actor, lot_id: int, end_use: str) -> TradeContext:
     """Lock the lot and check the actor's company, in one statement (the hot path of bidding).
 
-    The company must be verified and registered as a buyer, and the actor's role must allow
-    trading (Forbidden otherwise). The company row is read, not locked: a bid changes nothing
+    The company must be verified, not suspended and registered as a buyer, and the actor's role
+    must allow trading (Forbidden otherwise); the lot's producer must not be suspended (its
+    lots are frozen: Conflict). The company row is read, not locked: a bid changes nothing
     in it, and locking it while the lot's awards and notices take foreign-key locks on
     companies would open a deadlock between a late bid and the close. Raises NotFound,
     Forbidden, or ValueError for an unknown end-use code.
     """
     company_id = require(actor, "trade")
     code = EndUse(end_use).value
+    producer = aliased(Company)
     query = (
-        select(Lot, Company.verification_status, Company.is_buyer, LotEndUse.gated)
+        select(
+            Lot,
+            Company.verification_status,
+            Company.is_buyer,
+            Company.suspended_at,
+            Company.suspension_reason,
+            producer.suspended_at,
+            LotEndUse.gated,
+        )
         .join_from(Lot, Company, Company.id == company_id)
+        .join_from(Lot, producer, producer.id == Lot.producer_id)
         .outerjoin_from(Lot, LotEndUse, and_(LotEndUse.lot_id == Lot.id, LotEndUse.end_use == code))
         .where(Lot.id == lot_id)
     )
@@ -107,12 +121,29 @@ def lock_for_trade(session: Session, actor: Actor, lot_id: int, end_use: str) ->
         if session.get(Lot, lot_id) is None:
             raise NotFound(_l("No such lot."))
         raise NotFound(_l("No such company."))
-    lot, verification, is_buyer, gated = row
-    _check_company(verification is VerificationStatus.VERIFIED, is_buyer)
+    lot, verification, is_buyer, suspended_at, reason, producer_suspended_at, gated = row
+    _check_company(verification is VerificationStatus.VERIFIED, is_buyer, suspended_at, reason)
+    check_not_frozen(producer_suspended_at)
     return TradeContext(lot, company_id, gated)
 
 
-def _check_company(verified: bool, is_buyer: bool) -> None:
+def check_not_frozen(producer_suspended_at: dt.datetime | None) -> None:
+    """A suspended producer's lots are frozen: no bid, purchase or withdrawal (409)."""
+    if producer_suspended_at is not None:
+        raise Conflict(
+            _l(
+                "This lot is frozen: the exchange has suspended its producer. Bids and "
+                "purchases resume if the producer is reinstated."
+            )
+        )
+
+
+def _check_company(
+    verified: bool,
+    is_buyer: bool,
+    suspended_at: dt.datetime | None = None,
+    reason: str | None = None,
+) -> None:
     if not verified:
         raise Forbidden(
             _l(
@@ -120,8 +151,28 @@ def _check_company(verified: bool, is_buyer: bool) -> None:
                 "buy. You can browse in the meantime."
             )
         )
+    if suspended_at is not None:
+        raise Forbidden(
+            _l(
+                "The exchange has suspended your company, so it cannot bid or buy and its "
+                "bids are frozen: %(reason)s",
+                reason=reason or "—",
+            )
+        )
     if not is_buyer:
         raise Forbidden(_l("Your company is not registered as a buyer, so it cannot bid or buy."))
+
+
+def suspended_companies(session: Session, company_ids: Iterable[int]) -> set[int]:
+    """Which of ``company_ids`` the exchange has suspended (their lots and bids are frozen)."""
+    ids = set(company_ids)
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Company.id).where(Company.id.in_(ids), Company.suspended_at.is_not(None))
+        )
+    )
 
 
 def terms_of(lot: Lot) -> AuctionTerms:

@@ -11,9 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from exchange.accounts.models import Company
@@ -37,6 +38,7 @@ class Phase:
     AWARDED = "awarded"
     UNSOLD = "unsold"
     UNAVAILABLE = "unavailable"  #: draft, under review, withdrawn
+    FROZEN = "frozen"  #: the exchange suspended the producer: no trading, the close is held
 
 
 @dataclass
@@ -102,9 +104,14 @@ class TradeState:
         return self.lot.min_increment or CENT
 
 
-def phase_of(lot: Lot, now: dt.datetime, closing: LotClosing | None) -> str:
-    """The lot's trading phase now: a lot past its close is never shown open."""
+def phase_of(
+    lot: Lot, now: dt.datetime, closing: LotClosing | None, *, frozen: bool = False
+) -> str:
+    """The lot's trading phase now: a lot past its close is never shown open; a published lot
+    of a suspended producer is frozen."""
     if lot.status is LotStatus.PUBLISHED:
+        if frozen:
+            return Phase.FROZEN
         if lot.closes_at is not None and now >= lot.closes_at:
             return Phase.CLOSING
         if lot.opens_at is not None and now < lot.opens_at:
@@ -134,6 +141,8 @@ def _viewer(session: Session, actor: Actor, lot: Lot) -> tuple[str, str | None]:
     company = session.get(Company, actor.company_id)
     if company is None or not company.is_verified:
         return "cannot_trade", "unverified"
+    if company.is_suspended:
+        return "cannot_trade", "suspended"
     if not company.is_buyer:
         return "cannot_trade", "not_buyer"
     return "buyer", None
@@ -155,10 +164,12 @@ def trade_state(session: Session, actor: Actor, lot: Lot, now: dt.datetime) -> T
     """Everything the lot panel shows to ``actor`` at ``now``."""
     closing = session.scalar(select(LotClosing).where(LotClosing.lot_id == lot.id))
     viewer, reason = _viewer(session, actor, lot)
+    producer = session.get(Company, lot.producer_id)
+    frozen = producer is not None and producer.is_suspended
     state = TradeState(
         lot=lot,
         mode=lot.sale_mode,
-        phase=phase_of(lot, now, closing),
+        phase=phase_of(lot, now, closing, frozen=frozen),
         now=now,
         viewer=viewer,
         cannot_trade_reason=reason,
@@ -404,6 +415,14 @@ class LotBook:
     below_reserve: rules.Allocation | None = None
 
 
+def _book_sealed(actor: Actor, lot: Lot) -> bool:
+    """A tender before its close: its book shows nothing, to the producer and admins alike."""
+    closed = lot.status not in (LotStatus.PUBLISHED, LotStatus.DRAFT, LotStatus.PENDING_REVIEW)
+    return lot.sale_mode is SaleMode.TENDER and not rules.tender_visible_to(
+        actor.company_id, lot.producer_id, closed, viewer_is_admin=actor.is_admin
+    )
+
+
 def lot_book(session: Session, actor: Actor, lot_id: int) -> LotBook:
     """The lot's bids for its producer or an administrator. Raises Forbidden otherwise.
 
@@ -416,10 +435,7 @@ def lot_book(session: Session, actor: Actor, lot_id: int) -> LotBook:
     if not (actor.is_admin or (actor.company_id and actor.company_id == lot.producer_id)):
         raise Forbidden(_l("Only the lot's producer and the administrators see its bids."))
     closing = session.scalar(select(LotClosing).where(LotClosing.lot_id == lot.id))
-    closed = lot.status not in (LotStatus.PUBLISHED, LotStatus.DRAFT, LotStatus.PENDING_REVIEW)
-    sealed = lot.sale_mode is SaleMode.TENDER and not rules.tender_visible_to(
-        actor.company_id, lot.producer_id, closed, viewer_is_admin=actor.is_admin
-    )
+    sealed = _book_sealed(actor, lot)
     awards = list(
         session.scalars(
             select(Award)
@@ -451,3 +467,23 @@ def lot_book(session: Session, actor: Actor, lot_id: int) -> LotBook:
             )
             below = allocation.if_below_reserve_accepted
     return LotBook(lot, False, bids, ranked, provisional, awards, closing, below)
+
+
+def lot_bids_query(actor: Actor, lot: Lot) -> Select[Any]:
+    """The bids of ``lot`` the actor may list, newest first.
+
+    The producer and administrators get the lot's book as its page shows it (an auction's bids
+    at any time; a tender's only after the close); a trading company gets its own bids. Raises
+    Forbidden for a caller without a company.
+    """
+    query = select(Bid).where(Bid.lot_id == lot.id).order_by(Bid.id.desc())
+    if actor.is_admin or (actor.company_id is not None and actor.company_id == lot.producer_id):
+        return query.where(false()) if _book_sealed(actor, lot) else query
+    if actor.company_id is None:
+        raise Forbidden(_l("Only a company's users have bids."))
+    return query.where(Bid.company_id == actor.company_id)
+
+
+def company_bids_query(company_id: int) -> Select[Any]:
+    """All the company's bids, newest first."""
+    return select(Bid).where(Bid.company_id == company_id).order_by(Bid.id.desc())

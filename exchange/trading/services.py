@@ -20,15 +20,16 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
+from exchange.accounts.models import Company
 from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.catalog.materials import EndUse
-from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound, ValidationError
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotEvent, LotStatus, apply
-from exchange.trading import rules
+from exchange.trading import clock, rules
 from exchange.trading.lots import (
+    check_not_frozen,
     end_use_check,
     live_bids,
     lock_for_trade,
@@ -169,7 +170,7 @@ def buy_now(
     _valid_end_use(end_use)
     trade = lock_for_trade(session, actor, lot_id, end_use)
     lot, company_id = trade.lot, trade.company_id
-    now = now or utcnow()  # read under the lock, so times follow the commit order
+    now = now or clock.now()  # read under the lock, so times follow the commit order
     if idempotency_key:
         done = session.scalar(
             select(Award).where(
@@ -306,7 +307,7 @@ def place_bid(
     _valid_end_use(end_use)
     trade = lock_for_trade(session, actor, lot_id, end_use)
     lot, company_id = trade.lot, trade.company_id
-    now = now or utcnow()  # read under the lock, so times follow the commit order
+    now = now or clock.now()  # read under the lock, so times follow the commit order
     if lot.sale_mode is SaleMode.BUY_NOW:
         raise Conflict(_l("This lot is sold at a fixed price: use Buy now."))
     # One query for the live bids and, if this submission was seen before, its bid.
@@ -537,8 +538,10 @@ def withdraw_bid(
     if bid is None or bid.company_id != company.id:
         raise NotFound(_l("No such bid."))
     lot = lock_lot(session, bid.lot_id)
-    now = now or utcnow()
+    now = now or clock.now()
     session.refresh(bid)
+    producer = session.get(Company, lot.producer_id)
+    check_not_frozen(producer.suspended_at if producer is not None else None)
     if lot.status is not LotStatus.PUBLISHED or bid.status is not BidStatus.ACTIVE:
         if bid.status is not BidStatus.ACTIVE:
             _refuse([rules.refusal(RefusalCode.BID_NOT_LIVE)])

@@ -10,7 +10,8 @@ from __future__ import annotations
 from flask import Flask
 
 from exchange.actor import SYSTEM
-from exchange.db import session_scope, utcnow
+from exchange.db import session_scope
+from exchange.trading import clock
 from exchange.trading.closing import close_due_lots, expire_reserve_decisions
 from exchange.trading.notices import email_notices
 from exchange.trading.settings import TradingSettings
@@ -22,7 +23,7 @@ MAX_BATCHES = 1000
 def close_due(app: Flask) -> int:
     """Close every lot due now and expire lapsed reserve decisions; returns lots closed."""
     settings = TradingSettings.current()
-    now = utcnow()
+    now = clock.now()
     total = 0
     for _ in range(MAX_BATCHES):
         with session_scope(app) as session:

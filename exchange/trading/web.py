@@ -31,13 +31,13 @@ from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require
 from exchange.accounts.forms import ConfirmForm
-from exchange.db import commit, get_session, utcnow
+from exchange.db import commit, get_session
 from exchange.errors import DomainError, ValidationError
 from exchange.extensions import limiter
 from exchange.i18n import is_zh
 from exchange.listings.models import Lot
 from exchange.security import current_actor
-from exchange.trading import closing, queries, services
+from exchange.trading import clock, closing, queries, services
 from exchange.trading.forms import (
     BidForm,
     BuyForm,
@@ -81,7 +81,7 @@ def _safe_next(target: str | None, lot_id: int) -> str:
 
 def trade_state(lot: Lot) -> TradeState:
     """The panel's data for the signed-in user (a Jinja global)."""
-    return queries.trade_state(get_session(), current_actor(), lot, utcnow())
+    return queries.trade_state(get_session(), current_actor(), lot, clock.now())
 
 
 def _end_use_choices(state: TradeState) -> list[tuple[Any, ...]]:
@@ -271,7 +271,7 @@ def lot_book(lot_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
     book = queries.lot_book(session, current_actor(), lot_id)
     return render_template(
-        "trading/book.html", book=book, decision_form=ReserveDecisionForm(), now=utcnow()
+        "trading/book.html", book=book, decision_form=ReserveDecisionForm(), now=clock.now()
     )
 
 
@@ -282,7 +282,7 @@ def decide_reserve(lot_id: int):  # type: ignore[no-untyped-def]
     form = ReserveDecisionForm()
     if not form.validate_on_submit():
         book = queries.lot_book(session, current_actor(), lot_id)
-        page = render_template("trading/book.html", book=book, decision_form=form, now=utcnow())
+        page = render_template("trading/book.html", book=book, decision_form=form, now=clock.now())
         return page, 422
     closing.decide_reserve(session, current_actor(), lot_id, form.decision.data == "accept")
     commit(session)
@@ -309,5 +309,5 @@ def my_lots():  # type: ignore[no-untyped-def]
     session = get_session()
     company_id = require(current_actor(), "view")
     return render_template(
-        "trading/my_lots.html", rows=queries.producer_lots(session, company_id), now=utcnow()
+        "trading/my_lots.html", rows=queries.producer_lots(session, company_id), now=clock.now()
     )

@@ -19,6 +19,19 @@ def minutes(n: float) -> dt.timedelta:
     return dt.timedelta(minutes=n)
 
 
+class ManualClock:
+    """A clock a test moves by hand; set it as the app's ``TRADING_CLOCK``."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.current += delta
+
+
 def grade(db: Session, lot, gated: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
     """Grading rows for every end use: fit, except ``gated`` ones blocked by a compliance gate."""
     for use in EndUse:
