@@ -139,7 +139,8 @@ class LotForm(FlaskForm):
     quantity = _decimal(_l("Quantity (t)"))
     basis = SelectField(_l("Tonnes are"), choices=[])
     moisture_pct = _decimal(
-        _l("Moisture (% of wet mass)"), _l("Required for wet tonnes, so buyers know the dry mass.")
+        _l("Moisture, percent of wet mass"),
+        _l("Required for wet tonnes, so buyers know the dry mass."),
     )
     min_order = _decimal(_l("Minimum order (t)"))
     recurrence = SelectField(_l("Supply"), choices=[])
