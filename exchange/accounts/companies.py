@@ -39,10 +39,14 @@ def require(actor: Actor, permission: str) -> int:
     return actor.company_id
 
 
-def require_verified_company(session: Session, actor: Actor, permission: str) -> Company:
+def require_verified_company(
+    session: Session, actor: Actor, permission: str, *, performing_contract: bool = False
+) -> Company:
     """The actor's company, locked, if it is verified and the role allows ``permission``.
 
-    Every write that matters (listing, bidding, signing) goes through here.
+    Every write that matters (listing, bidding, signing) goes through here. A suspended
+    company is refused, except while ``performing_contract``: its open bids and lots freeze
+    but the contracts it already has go on (signing, deliveries, disputes, cancellation).
     """
     company_id = require(actor, permission)
     company = lock_company(session, company_id)
@@ -53,7 +57,7 @@ def require_verified_company(session: Session, actor: Actor, permission: str) ->
                 "You can browse in the meantime."
             )
         )
-    if company.is_suspended:
+    if company.is_suspended and not performing_contract:
         raise Forbidden(
             _l(
                 "The exchange has suspended your company, so it cannot do this: %(reason)s",

@@ -134,7 +134,7 @@ def record_dispatch(
     first dispatch moves the contract from active to in delivery. Raises ValidationError (bad
     weights, duplicate manifest, over-delivery), Conflict (state), Forbidden, NotFound.
     """
-    require_verified_company(session, actor, "trade")
+    require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
     require_party(actor, contract)
     require_action(actor, contract, Action.RECORD_DISPATCH)
@@ -261,7 +261,7 @@ def record_receipt(
     contracted quantity within tolerance and nothing is on the road, the contract completes
     (``settlement_ok`` permitting). Raises ValidationError, Conflict, Forbidden, NotFound.
     """
-    require_verified_company(session, actor, "trade")
+    require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
     require_party(actor, contract)
     require_action(actor, contract, Action.RECORD_RECEIPT)

@@ -138,7 +138,7 @@ def open_dispute(
     anything is stored. Raises ValidationError (no reason, unknown delivery, a refused file),
     Conflict (state), Forbidden (role), NotFound (outsider).
     """
-    company = require_verified_company(session, actor, "trade")
+    company = require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
     side = require_party(actor, contract)
     require_action(actor, contract, Action.OPEN_DISPUTE)
@@ -204,7 +204,7 @@ def add_attachment(
     Raises ValidationError (``attachment``: a refused file), Conflict (decided dispute),
     Forbidden (role), NotFound (outsider, unknown dispute).
     """
-    company = require_verified_company(session, actor, "trade")
+    company = require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
     require_party(actor, contract)
     require_action(actor, contract, Action.ADD_EVIDENCE)

@@ -84,7 +84,7 @@ def request_cancellation(session: Session, actor: Actor, contract_id: int, reaso
 
     Raises ValidationError (no reason), Conflict (state or already asked), Forbidden, NotFound.
     """
-    require_verified_company(session, actor, "trade")
+    require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
     side = require_party(actor, contract)
     require_action(actor, contract, Action.REQUEST_CANCELLATION)

@@ -79,7 +79,7 @@ def amend_terms(
     must sign again. Raises ValidationError (bad values, nothing changed), Conflict (state),
     Forbidden (role), NotFound (outsider).
     """
-    require_verified_company(session, actor, "trade")
+    require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
     require_party(actor, contract)
     require_action(actor, contract, Action.AMEND)
@@ -164,7 +164,7 @@ def sign_contract(
     Raises ValidationError (wrong password), Conflict (state, already signed, deadline passed,
     terms changed), Forbidden (role, unverified), NotFound (outsider).
     """
-    company = require_verified_company(session, actor, "sign")
+    company = require_verified_company(session, actor, "sign", performing_contract=True)
     contract = lock_contract(session, contract_id)
     side = require_party(actor, contract)
     require_action(actor, contract, Action.SIGN)

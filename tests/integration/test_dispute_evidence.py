@@ -4,7 +4,9 @@ administrators, recorded in the contract's chain, and an edited row fails the fu
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+from decimal import Decimal as D
 
 import pytest
 from sqlalchemy import func, select, text
@@ -12,11 +14,12 @@ from sqlalchemy import func, select, text
 from exchange.accounts.models import Membership
 from exchange.accounts.rules import Role
 from exchange.audit.services import verify
-from exchange.contracts import disputes, queries, signing
+from exchange.contracts import deliveries, disputes, queries, signing
 from exchange.contracts.models import Contract, Dispute, DisputeAttachment
 from exchange.contracts.rules import ContractStatus
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
 from exchange.files import stored_path
+from exchange.reporting import oversight
 from tests.support.builders import PASSWORD, actor_of, make_company, make_user
 from tests.support.contracts import make_deal
 
@@ -167,3 +170,32 @@ def test_the_full_audit_verify_finds_an_edited_or_deleted_row(db, deal, tmp_path
     assert not report.ok
     problems = [b.reason for b in report.breaks if b.chain_key == f"contract:{deal.contract.id}"]
     assert problems and what in problems[0], problems
+
+
+def test_a_suspended_company_still_performs_its_contracts(app, db, deal, tmp_path):
+    """Suspension freezes bids and lots; the contracts a company already has go on."""
+    admin = actor_of(make_user(db, admin=True))
+    oversight.suspend_company(db, admin, deal.seller.id, "forged assay", "en")
+    delivery = deliveries.record_dispatch(
+        db,
+        deal.seller_actor,
+        deal.contract.id,
+        {
+            "dispatched_on": dt.date.today(),
+            "carrier": "顺达物流",
+            "vehicle_plate": "鲁M1",
+            "manifest_no": "MF-1",
+            "gross_t": D("49"),
+            "tare_t": D("15"),
+        },
+    )
+    dispute = _open(db, deal, tmp_path, ("ticket.pdf", PDF))
+    disputes.add_attachment(
+        db,
+        deal.seller_actor,
+        deal.contract.id,
+        dispute.id,
+        disputes.Upload("p.png", io.BytesIO(PNG)),
+        upload_dir=tmp_path,
+    )
+    assert delivery.id and len(dispute.attachments) == 2
