@@ -425,13 +425,15 @@ class Certificates(MethodView):
 @blp.route("/<id:lot_id>/certificates/<id:certificate_id>")
 class CertificateItem(MethodView):
     @blp.auth()
-    @blp.response(
-        200,
-        {"type": "string", "format": "binary"},
-        content_type="application/pdf",
-        description="The file as uploaded: a PDF, PNG or JPEG image.",
+    @blp.response(200, content_type="application/pdf")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The file as uploaded: a PDF, PNG or JPEG image.",
+                "content": {t: {"schema": BINARY} for t in FILE_TYPES},
+            }
+        }
     )
-    @blp.doc(responses={"200": {"content": {t: {"schema": BINARY} for t in FILE_TYPES}}})
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, lot_id: int, certificate_id: int) -> Response:
         """Download a certificate or photo (verified companies)"""
