@@ -8,6 +8,7 @@ import tempfile
 
 from benchmarks import (
     bench_audit,
+    bench_catalogue,
     bench_matching,
     bench_payments,
     bench_reporting,
@@ -28,6 +29,7 @@ def main() -> int:
             results += bench_reporting.run("postgresql", pg)
             results += bench_payments.run("postgresql", pg)
             results += bench_matching.run("postgresql", pg)
+            results += bench_catalogue.run(pg)
         except Exception as exc:  # PostgreSQL is optional for make bench
             print(
                 f"PostgreSQL benchmarks skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr

@@ -117,6 +117,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Listings: publish a verified producer's lot without moderation once its assay is
         # complete; uploaded certificates and photos (outside static/, served with checks).
         "LISTINGS_AUTO_PUBLISH": _bool("LISTINGS_AUTO_PUBLISH", False),
+        #: Lots per page of the public catalogue.
+        "LISTINGS_PER_PAGE": int(os.environ.get("LISTINGS_PER_PAGE", "25")),
         "LISTINGS_MAX_UPLOAD_BYTES": int(os.environ.get("LISTINGS_MAX_UPLOAD_BYTES", "10000000")),
         "UPLOAD_DIR": os.environ.get("UPLOAD_DIR", str(INSTANCE / "uploads")),
         # Trading: contract signature window after an award, the producer's window to accept

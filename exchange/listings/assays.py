@@ -36,7 +36,7 @@ from exchange.listings.assay_csv import (
     too_precise,
 )
 from exchange.listings.models import Assay, AssayValue, Lot, LotEndUse
-from exchange.listings.services import load_own_lot
+from exchange.listings.services import load_own_lot, rematch
 from exchange.listings.signals import lot_changed_after_commit
 from exchange.listings.terms import FIX_FIELDS, FieldErrors
 
@@ -232,6 +232,7 @@ def record_assay(
     )
     lot.updated_at = utcnow()
     lot_changed_after_commit(session, lot.id, "assay")
+    rematch(session, lot)
     return assay
 
 

@@ -60,13 +60,15 @@ class Lot(Base):
             "available_until IS NULL OR available_until >= available_from", name="window_order"
         ),
         Index("ix_lots_status_material", "status", "material_family", "material_code"),
-        Index("ix_lots_status_price", "status", "price"),
-        Index("ix_lots_status_published_at", "status", "published_at"),
+        # The catalogue sorts by (key, id): with ``id`` in the index a page is read in order
+        # and the scan stops after it, even where many lots share a price or a quantity.
+        Index("ix_lots_status_price", "status", "price", "id"),
+        Index("ix_lots_status_published_at", "status", "published_at", "id"),
         Index("ix_lots_status_province", "status", "province"),
         Index("ix_lots_producer_id_status", "producer_id", "status"),
         Index("ix_lots_closes_at_open", "closes_at", "status"),
         # The catalogue's "quantity" sort walks this like the price and newest sorts above.
-        Index("ix_lots_status_remaining", "status", "remaining"),
+        Index("ix_lots_status_remaining", "status", "remaining", "id"),
         # Text search: ``search_text LIKE '%word%'`` served by a trigram index on PostgreSQL.
         # SQLite has no such index (the embedded default is small); the migration creates it on
         # PostgreSQL only and ``migrations/env.py`` skips it elsewhere.

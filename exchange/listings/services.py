@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require_admin, require_verified_company
@@ -25,11 +25,12 @@ from exchange.catalog.materials import MATERIALS
 from exchange.catalog.rules import BlockerCode, publish_blockers
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
+from exchange.jobs import queue_match_recompute
 from exchange.listings import rules
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotEvent, LotStatus, SaleMode
 from exchange.listings.signals import lot_changed_after_commit
-from exchange.listings.terms import FIX_FIELDS, FieldErrors, clean_terms
+from exchange.listings.terms import FIX_FIELDS, FieldErrors, clean_terms, parse_number
 from exchange.notifications.mail import external_url, send_templated
 
 #: Fields of the lot's terms, in the order the audit trail records them.
@@ -101,6 +102,13 @@ def terms_of(lot: Lot) -> dict[str, Any]:
     return {name: getattr(lot, name) for name in TERMS}
 
 
+def rematch(session: Session, lot: Lot, *, was_published: bool = False) -> None:
+    """Queue the recomputation of the lot's demand matches for after the commit, when buyers'
+    matches may change: the lot is published now, or it just left the market."""
+    if lot.status is LotStatus.PUBLISHED or was_published:
+        queue_match_recompute(session, lot_id=lot.id)
+
+
 # --- use cases -----------------------------------------------------------------------------------
 
 
@@ -159,7 +167,40 @@ def update_lot(session: Session, actor: Actor, lot_id: int, data: dict[str, Any]
     action = "listings:lot:amended" if lot.status in rules.AMENDABLE else "listings:lot:updated"
     record_event(session, actor, action, "lot", lot.id, {"status": lot.status, "changes": changes})
     lot_changed_after_commit(session, lot.id, "terms")
+    rematch(session, lot)
     return lot
+
+
+def amend_lot(session: Session, actor: Actor, lot_id: int, changes: dict[str, Any]) -> Lot:
+    """Change some of a lot's terms, keeping the others: ``update_lot`` on the merged terms.
+
+    Raises as ``update_lot`` does.
+    """
+    lot = load_own_lot(session, actor, lot_id)
+    current = terms_of(lot)
+    current.pop("remaining")
+    return update_lot(session, actor, lot_id, {**current, **changes})
+
+
+def reduce_quantity(session: Session, actor: Actor, lot_id: int, quantity: Any) -> Lot:
+    """Lower the lot's quantity to ``quantity`` tonnes; on a published lot the remaining
+    tonnage shrinks by the same amount and never below what is sold.
+
+    Raises ValidationError (``quantity``) for a quantity that does not shrink the lot or goes
+    below the sold part, Conflict past publication.
+    """
+    lot = load_own_lot(session, actor, lot_id)
+    errors = FieldErrors()
+    new_quantity = parse_number(errors, "quantity", quantity)
+    errors.raise_if_any()
+    assert new_quantity is not None
+    if new_quantity >= lot.quantity:
+        errors.add(
+            "quantity",
+            _l("Give a quantity below the current %(quantity)s t.", quantity=f"{lot.quantity:,f}"),
+        )
+        errors.raise_if_any()
+    return amend_lot(session, actor, lot_id, {"quantity": new_quantity})
 
 
 def _check_amendment(lot: Lot, terms: dict[str, Any]) -> None:
@@ -278,6 +319,7 @@ def _publish(
         session, actor, "listings:lot:published", "lot", lot.id, {"status": status, **extra}
     )
     lot_changed_after_commit(session, lot.id, "published")
+    rematch(session, lot)
 
 
 def approve_lot(session: Session, actor: Actor, lot_id: int, locale: str) -> Lot:
@@ -315,6 +357,7 @@ def reject_lot(session: Session, actor: Actor, lot_id: int, reason: str, locale:
 def withdraw_lot(session: Session, actor: Actor, lot_id: int, reason: str = "") -> Lot:
     """The producer takes a draft, a lot under review or a published lot off the market."""
     lot = load_own_lot(session, actor, lot_id)
+    was_published = lot.status is LotStatus.PUBLISHED
     status = _transition(lot, LotEvent.WITHDRAWN)
     lot.closed_at = utcnow()
     record_event(
@@ -326,6 +369,7 @@ def withdraw_lot(session: Session, actor: Actor, lot_id: int, reason: str = "") 
         {"status": status, "reason": (reason or "").strip()[:500]},
     )
     lot_changed_after_commit(session, lot.id, "withdrawn")
+    rematch(session, lot, was_published=was_published)
     return lot
 
 
@@ -365,12 +409,16 @@ def moderation_queue(session: Session, actor: Actor) -> list[Lot]:
     )
 
 
-def my_lots(session: Session, actor: Actor) -> list[Lot]:
-    """The actor's company's lots, newest first (the producer dashboard)."""
+def my_lots_query(actor: Actor, status: str | None = None) -> Select[Any]:
+    """The actor's company's lots (in ``status`` if given), newest first."""
     if actor.company_id is None:
         raise Forbidden(_l("Only members of a company have lots."))
-    return list(
-        session.scalars(
-            select(Lot).where(Lot.producer_id == actor.company_id).order_by(Lot.id.desc())
-        )
-    )
+    query = select(Lot).where(Lot.producer_id == actor.company_id)
+    if status is not None:
+        query = query.where(Lot.status == LotStatus(status))
+    return query.order_by(Lot.id.desc())
+
+
+def my_lots(session: Session, actor: Actor) -> list[Lot]:
+    """The actor's company's lots, newest first (the producer dashboard)."""
+    return list(session.scalars(my_lots_query(actor)))

@@ -175,7 +175,9 @@ def catalogue():  # type: ignore[no-untyped-def]
     session = get_session()
     actor = current_actor()
     query, warnings = parse_catalogue()
-    result = search.search_lots(session, actor, query)
+    result = search.search_lots(
+        session, actor, query, per_page=current_app.config["LISTINGS_PER_PAGE"]
+    )
     if result.specs_ignored:
         warnings.append(
             _("Filters on assay values are for logged-in verified companies; they were ignored.")
