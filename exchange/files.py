@@ -46,13 +46,15 @@ def write_once(path: Path, data: bytes) -> None:
         raise
 
 
-def send_stored(path: Path, content_type: str, filename: str) -> Response:
-    """A stored file as a download (PDF) or inline image, with headers that keep a browser
-    from sniffing it into something else or running anything in it."""
+def send_stored(
+    path: Path, content_type: str, filename: str, *, download: bool | None = None
+) -> Response:
+    """A stored file as a download (PDFs, or anything when ``download``) or an inline image,
+    with headers that keep a browser from sniffing it into something else or running it."""
     response = send_file(
         path,
         mimetype=content_type,
-        as_attachment=content_type == "application/pdf",
+        as_attachment=content_type == "application/pdf" if download is None else download,
         download_name=filename,
         conditional=True,
         max_age=0,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, current_app, send_file
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
@@ -25,6 +25,7 @@ from exchange.catalog.materials import MATERIALS
 from exchange.catalog.parameters import ASSAY_PARAMETERS
 from exchange.db import commit, get_session
 from exchange.errors import Forbidden, NotFound, Unauthorized
+from exchange.files import send_stored
 from exchange.listings import assays, rules, search, services, uploads
 from exchange.listings.models import Certificate, Lot
 from exchange.listings.schemas import (
@@ -440,17 +441,7 @@ class CertificateItem(MethodView):
         certificate, path = uploads.open_certificate(
             get_session(), api_actor(), lot_id, certificate_id, current_app.config["UPLOAD_DIR"]
         )
-        response = send_file(
-            path,
-            mimetype=certificate.content_type,
-            as_attachment=True,
-            download_name=certificate.filename,
-            max_age=0,
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        response.headers["Cache-Control"] = "private, no-store"
-        return response
+        return send_stored(path, certificate.content_type, certificate.filename, download=True)
 
     @blp.auth()
     @blp.response(204)

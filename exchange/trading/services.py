@@ -25,6 +25,7 @@ from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.catalog.materials import EndUse
 from exchange.errors import Conflict, NotFound, ValidationError
+from exchange.jobs import queue_match_recompute
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotEvent, LotStatus, apply
 from exchange.trading import clock, rules
@@ -228,6 +229,8 @@ def buy_now(
     )
     if lot.remaining == 0:
         _sold_out(session, actor, lot, now)
+    # Less (or nothing) is left: buyers' matches on this lot change.
+    queue_match_recompute(session, lot_id=lot.id)
     return award
 
 

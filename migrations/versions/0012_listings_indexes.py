@@ -1,7 +1,7 @@
 """listings: catalogue sort indexes end with the lot id (the sort's tie-break)
 
 Revision ID: 0012_listings_indexes
-Revises: 0006_demand
+Revises: 0013_dispute_evidence
 Create Date: 2026-11-28 15:40:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0012_listings_indexes'
-down_revision: Union[str, Sequence[str], None] = '0006_demand'
+down_revision: Union[str, Sequence[str], None] = '0013_dispute_evidence'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

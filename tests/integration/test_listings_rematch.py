@@ -80,3 +80,19 @@ def test_a_rolled_back_change_queues_nothing(db, producer, recomputed):
     services.withdraw_lot(db, actor, lot.id)
     db.rollback()
     assert recomputed == []
+
+
+def test_a_buy_now_purchase_queues_the_lots_matches(app, db, recomputed):
+    """Less tonnage left can end a match (a demand's minimum lot size): trading queues it."""
+    from exchange.trading import services as trading
+    from tests.support.trading import bidder, buy_now_lot
+
+    with app.test_request_context():
+        lot = buy_now_lot(db, quantity="1000", min_order="100")
+        _company, _owner, buyer = bidder(db)
+        commit(db)
+        recomputed.clear()
+        trading.buy_now(db, buyer, lot.id, Decimal("300"), "cement_iron_corrective")
+        assert recomputed == []
+        commit(db)
+    assert recomputed == [(lot.id, None)]
