@@ -194,7 +194,7 @@ FINAL = (S.COMPLETED, S.LAPSED, S.CANCELLED, S.TERMINATED)
         (S.IN_DELIVERY, Standing(BUYER, awaiting_receipt=True, **TRADER), [RECEIPT, DISPUTE, CANCEL]),  # noqa: E501
         (S.IN_DELIVERY, Standing(BUYER, **TRADER), [DISPUTE, CANCEL]),
         (S.IN_DELIVERY, Standing(SELLER, cancel_requested=True, **TRADER), [DISPATCH, DISPUTE]),
-        (S.DISPUTED, Standing(SELLER, **TRADER), []),
+        (S.DISPUTED, Standing(SELLER, **TRADER), [Action.ADD_EVIDENCE]),
         (S.DISPUTED, Standing(ADMIN), [Action.RESOLVE_DISPUTE]),
         *((s, Standing(p, **TRADER), []) for s in FINAL for p in (SELLER, BUYER)),
         *((s, Standing(ADMIN), []) for s in (*FINAL, S.ACTIVE)),
