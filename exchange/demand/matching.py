@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     delete,
     exists,
     func,
@@ -276,45 +277,49 @@ def _score_order() -> ColumnElement[Any]:
     return func.coalesce(Match.margin_score, prefilter._num(rules.NO_WINDOWS_SCORE))
 
 
-def matches_for_demand(session: Session, demand_id: int, limit: int = 50) -> list[Match]:
+def demand_matches_query(demand_id: int) -> Select[tuple[Match]]:
     """A demand's matching lots in the buyer's order (landed cost, fit margin, coverage).
 
     Lots that stopped being published since the last recompute are left out.
     """
-    return list(
-        session.scalars(
-            select(Match)
-            .join(Lot, Lot.id == Match.lot_id)
-            .join(Demand, Demand.id == Match.demand_id)
-            .where(
-                Match.demand_id == demand_id,
-                Lot.status == PUBLISHED,
-                Demand.status == DemandStatus.OPEN,
-            )
-            .order_by(Match.landed_cost, _score_order().desc(), Match.coverage.desc(), Match.lot_id)
-            .limit(limit)
+    return (
+        select(Match)
+        .join(Lot, Lot.id == Match.lot_id)
+        .join(Demand, Demand.id == Match.demand_id)
+        .where(
+            Match.demand_id == demand_id,
+            Lot.status == PUBLISHED,
+            Demand.status == DemandStatus.OPEN,
+        )
+        .order_by(Match.landed_cost, _score_order().desc(), Match.coverage.desc(), Match.lot_id)
+    )
+
+
+def lot_matches_query(lot_id: int) -> Select[tuple[Match]]:
+    """A lot's matching demands in the producer's order (net price after freight first)."""
+    return (
+        select(Match)
+        .join(Demand, Demand.id == Match.demand_id)
+        .join(Lot, Lot.id == Match.lot_id)
+        .where(
+            Match.lot_id == lot_id,
+            Demand.status == DemandStatus.OPEN,
+            Lot.status == PUBLISHED,
+        )
+        .order_by(
+            Match.net_price.desc(),
+            _score_order().desc(),
+            Match.coverage.desc(),
+            Match.demand_id,
         )
     )
+
+
+def matches_for_demand(session: Session, demand_id: int, limit: int = 50) -> list[Match]:
+    """The first ``limit`` of :func:`demand_matches_query`."""
+    return list(session.scalars(demand_matches_query(demand_id).limit(limit)))
 
 
 def matches_for_lot(session: Session, lot_id: int, limit: int = 50) -> list[Match]:
-    """A lot's matching demands in the producer's order (net price after freight first)."""
-    return list(
-        session.scalars(
-            select(Match)
-            .join(Demand, Demand.id == Match.demand_id)
-            .join(Lot, Lot.id == Match.lot_id)
-            .where(
-                Match.lot_id == lot_id,
-                Demand.status == DemandStatus.OPEN,
-                Lot.status == PUBLISHED,
-            )
-            .order_by(
-                Match.net_price.desc(),
-                _score_order().desc(),
-                Match.coverage.desc(),
-                Match.demand_id,
-            )
-            .limit(limit)
-        )
-    )
+    """The first ``limit`` of :func:`lot_matches_query`."""
+    return list(session.scalars(lot_matches_query(lot_id).limit(limit)))
