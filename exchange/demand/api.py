@@ -24,8 +24,8 @@ from exchange.demand.schemas import (
     CloseSchema,
     DemandFilterSchema,
     DemandMatchSchema,
-    DemandSchema,
     DemandPatchSchema,
+    DemandSchema,
     DemandWriteSchema,
     LotMatchSchema,
 )

@@ -488,7 +488,7 @@ def draft_of(demand: Demand, **changes: Any) -> DemandDraft:
 def edit_demand_partly(
     session: Session, actor: Actor, demand_id: int, changes: dict[str, Any]
 ) -> Demand:
-    """Change some terms of the actor's demand; the others stay as they are (see ``edit_demand``)."""
+    """Change some terms of the actor's demand, keeping the others (see ``edit_demand``)."""
     demand = _own_locked(session, actor, demand_id)
     return edit_demand(session, actor, demand.id, draft_of(demand, **changes))
 
