@@ -277,7 +277,7 @@ def _score_order() -> ColumnElement[Any]:
     return func.coalesce(Match.margin_score, prefilter._num(rules.NO_WINDOWS_SCORE))
 
 
-def demand_matches_query(demand_id: int) -> Select[tuple[Match]]:
+def demand_matches_query(demand_id: int) -> Select[Match]:
     """A demand's matching lots in the buyer's order (landed cost, fit margin, coverage).
 
     Lots that stopped being published since the last recompute are left out.
@@ -295,7 +295,7 @@ def demand_matches_query(demand_id: int) -> Select[tuple[Match]]:
     )
 
 
-def lot_matches_query(lot_id: int) -> Select[tuple[Match]]:
+def lot_matches_query(lot_id: int) -> Select[Match]:
     """A lot's matching demands in the producer's order (net price after freight first)."""
     return (
         select(Match)

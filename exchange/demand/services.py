@@ -395,7 +395,7 @@ class BoardFilters:
     per_page: int = 30
 
 
-def wanted_query(filters: BoardFilters) -> Select[tuple[Demand]]:
+def wanted_query(filters: BoardFilters) -> Select[Demand]:
     """Open public demands matching the filters, newest first (the wanted board's rows)."""
     query = select(Demand).where(
         Demand.status == DemandStatus.OPEN, Demand.visibility == Visibility.PUBLIC
@@ -434,9 +434,7 @@ def wanted_board(session: Session, filters: BoardFilters) -> tuple[list[Demand],
     return list(rows), total
 
 
-def demands_query(
-    actor: Actor, filters: BoardFilters, status: str | None = None
-) -> Select[tuple[Demand]]:
+def demands_query(actor: Actor, filters: BoardFilters, status: str | None = None) -> Select[Demand]:
     """The actor's company's demands (administrators: every demand), newest first.
 
     ``filters`` narrow it as on the wanted board; ``status`` keeps one status.
@@ -493,7 +491,7 @@ def edit_demand_partly(
     return edit_demand(session, actor, demand.id, draft_of(demand, **changes))
 
 
-def demand_matches_query(session: Session, actor: Actor, demand_id: int) -> Select[tuple[Match]]:
+def demand_matches_query(session: Session, actor: Actor, demand_id: int) -> Select[Match]:
     """The demand's ranked matches for its buyer's members and administrators.
 
     NotFound when the actor may not see the demand; Forbidden when it may see the demand (a
@@ -505,7 +503,7 @@ def demand_matches_query(session: Session, actor: Actor, demand_id: int) -> Sele
     return matching.demand_matches_query(demand.id)
 
 
-def lot_matches_query(session: Session, actor: Actor, lot_id: int) -> Select[tuple[Match]]:
+def lot_matches_query(session: Session, actor: Actor, lot_id: int) -> Select[Match]:
     """The lot's ranked matching demands for its producer's members and administrators;
     NotFound for everyone else, as for a lot that does not exist."""
     lot = session.get(Lot, lot_id)
