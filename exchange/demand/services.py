@@ -520,13 +520,22 @@ def alert_setting(session: Session, user_id: int) -> MatchAlertSetting:
     setting = session.get(MatchAlertSetting, user_id)
     if setting is None:
         return MatchAlertSetting(
-            user_id=user_id, as_buyer=True, as_producer=True, min_headroom=Decimal(0)
+            user_id=user_id,
+            as_buyer=True,
+            as_producer=True,
+            min_headroom=Decimal(0),
+            by_email=True,
         )
     return setting
 
 
 def save_alert_setting(
-    session: Session, actor: Actor, as_buyer: bool, as_producer: bool, min_headroom: Decimal | None
+    session: Session,
+    actor: Actor,
+    as_buyer: bool,
+    as_producer: bool,
+    min_headroom: Decimal | None,
+    by_email: bool = True,
 ) -> MatchAlertSetting:
     """Save the actor's match-alert settings; raises ValidationError for a negative headroom."""
     if actor.user_id is None:
@@ -543,5 +552,6 @@ def save_alert_setting(
     setting.as_buyer = as_buyer
     setting.as_producer = as_producer
     setting.min_headroom = min_headroom
+    setting.by_email = by_email
     session.flush()
     return setting
