@@ -115,9 +115,9 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = Match.__table__
+    table = Match.__table__  # the Core table: one multi-row statement, not the ORM bulk path
     for i in range(0, len(rows), UPSERT_ROWS):
-        stmt = insert(table).values(rows[i : i + UPSERT_ROWS])
+        stmt = insert(table).values(rows[i : i + UPSERT_ROWS])  # type: ignore[arg-type]
         stmt = stmt.on_conflict_do_update(
             index_elements=["lot_id", "demand_id"],
             set_={name: stmt.excluded[name] for name in _UPDATED},
