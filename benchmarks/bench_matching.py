@@ -25,6 +25,7 @@ from exchange.db import make_engine, session_scope
 from exchange.demand import lotindex, matching
 from exchange.demand.models import Demand, DemandMaterial, DemandSpec, Match
 from exchange.listings.models import Assay, AssayValue, Lot
+from exchange.listings.rules import unit_vector
 from exchange.schema import upgrade
 
 LOTS = int(os.environ.get("BENCH_MATCH_LOTS", "100000"))
@@ -163,7 +164,8 @@ def _companies(conn: Any, rng: random.Random, n: int, producer: bool) -> list[An
             }
         )
     site_ids = conn.execute(insert(Site).returning(Site.id), sites).scalars().all()
-    return list(zip(ids, site_ids, kinds, strict=True))
+    vectors = [unit_vector(Decimal(s["latitude"]), Decimal(s["longitude"])) for s in sites]
+    return list(zip(ids, site_ids, kinds, vectors, strict=True))
 
 
 def _lots(conn: Any, rng: random.Random, producers: list[Any], n: int) -> None:
@@ -171,7 +173,7 @@ def _lots(conn: Any, rng: random.Random, producers: list[Any], n: int) -> None:
     for start in range(0, n, 5000):
         batch, profiles = [], []
         for _ in range(min(5000, n - start)):
-            company_id, site_id, kind = rng.choice(producers)
+            company_id, site_id, kind, (geo_x, geo_y, geo_z) = rng.choice(producers)
             product = kind == "bayer_high_fe" and rng.random() < 0.1
             quantity = rng.choice([2000, 5000, 20000, 100000])
             price = rng.uniform(100, 400) if product else rng.uniform(-150, 10)
@@ -197,6 +199,10 @@ def _lots(conn: Any, rng: random.Random, producers: list[Any], n: int) -> None:
                     "anti_snipe_minutes": 5,
                     "delivery_terms": "ex_works",
                     "status": "published",
+                    # The site's unit vector, as the lot model stores it (nearest-lot index).
+                    "geo_x": geo_x,
+                    "geo_y": geo_y,
+                    "geo_z": geo_z,
                 }
             )
         lot_ids = conn.execute(insert(Lot).returning(Lot.id), batch).scalars().all()
@@ -236,7 +242,7 @@ def _demands(conn: Any, rng: random.Random, buyers: list[Any], n: int) -> None:
     for start in range(0, n, 2000):
         batch, kinds = [], []
         for _ in range(min(2000, n - start)):
-            company_id, site_id, _kind = rng.choice(buyers)
+            company_id, site_id, _kind, _vector = rng.choice(buyers)
             kind = rng.choices(DEMAND_KINDS, weights)[0]
             _share, end_use, _families, _windows, (low, high), rail_share = kind
             rail = rng.random() < rail_share

@@ -1,4 +1,5 @@
-"""E-mail alerts for new matches: once per pair and side, to members who want them.
+"""Alerts for new matches (in-app notice and e-mail): once per pair and side, to members who
+want them.
 
 A pair is claimed for a side with one conditional UPDATE (``... WHERE buyer_notified_at IS
 NULL RETURNING``), so two recomputes finding the same new pair at once announce it once.
@@ -68,9 +69,11 @@ def announce(session: Session, pairs: Sequence[tuple[int, int]]) -> int:
 
     Each side is told once per pair, whatever later recomputes find. A member is told when their
     settings want that side and the pair's headroom (maximum delivered price − landed cost) is at
-    least their threshold.
+    least their threshold: by one in-app notice per side (the bell), and by e-mail unless they
+    turned e-mail off.
     """
-    from exchange.notifications.mail import external_url, send_templated
+    from exchange.notifications.mail import app_path, external_url, send_templated
+    from exchange.notifications.services import notify
 
     pairs = sorted(set(pairs))
     if not pairs:
@@ -99,6 +102,7 @@ def announce(session: Session, pairs: Sequence[tuple[int, int]]) -> int:
     )
     # (user id, side) -> the user and the matches to list
     mail: dict[tuple[int, str], tuple[User, list[tuple[Match, Demand, Lot]]]] = {}
+    settings: dict[int, Any] = {}
     for match, demand, lot in rows:
         headroom = Decimal(demand.max_price) - Decimal(match.landed_cost)
         sides = []
@@ -108,11 +112,24 @@ def announce(session: Session, pairs: Sequence[tuple[int, int]]) -> int:
             sides.append(("producer", lot.producer_id))
         for side, company_id in sides:
             for user, setting in recipients.get(company_id, []):
+                settings[user.id] = setting
                 on = True if setting is None else getattr(setting, f"as_{side}")
                 threshold = Decimal(0) if setting is None else Decimal(setting.min_headroom)
                 if on and headroom >= threshold:
                     mail.setdefault((user.id, side), (user, []))[1].append((match, demand, lot))
+    sent = 0
     for (_uid, side), (user, items) in sorted(mail.items(), key=lambda kv: kv[0]):
+        _first, first_demand, first_lot = items[0]
+        if side == "buyer":
+            best = min(m.landed_cost for m, _d, _l in items)
+            path = app_path("demand.show", demand_id=first_demand.id)
+        else:
+            best = max(m.net_price for m, _d, _l in items)
+            path = app_path("demand.lot_matches", lot_id=first_lot.id)
+        notify(session, user.id, f"match_{side}", path, {"count": len(items), "best": str(best)})
+        setting = settings[user.id]
+        if setting is not None and not setting.by_email:
+            continue
         listed = [
             {
                 "demand": demand.number,
@@ -137,4 +154,5 @@ def announce(session: Session, pairs: Sequence[tuple[int, int]]) -> int:
             items=listed,
             more=max(0, len(items) - MAX_LISTED),
         )
-    return len(mail)
+        sent += 1
+    return sent

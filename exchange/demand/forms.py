@@ -191,8 +191,9 @@ class CloseForm(FlaskForm):
 
 
 class AlertForm(FlaskForm):
-    as_buyer = BooleanField(_l("E-mail me when a new lot matches our demands"))
-    as_producer = BooleanField(_l("E-mail me when a new demand matches our lots"))
+    as_buyer = BooleanField(_l("Tell me when a new lot matches our demands"))
+    as_producer = BooleanField(_l("Tell me when a new demand matches our lots"))
+    by_email = BooleanField(_l("Also send me an e-mail (the notice under the bell is always left)"))
     min_headroom = DecimalField(
         _l("Only when the headroom is at least (CNY per tonne)"),
         places=None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     delete,
     exists,
     func,
@@ -99,18 +100,29 @@ def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[
     }
 
 
+#: Rows per multi-row ``INSERT ... VALUES`` (16 columns: well under the drivers' limits).
+UPSERT_ROWS = 400
+
+
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or update ``rows`` with one multi-row statement per ``UPSERT_ROWS``.
+
+    Core statements with literal row lists, not the ORM's bulk path: that sends one statement
+    per row (pipelined), which measured several times slower for a lot matching hundreds of
+    demands.
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Match)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["lot_id", "demand_id"],
-        set_={name: stmt.excluded[name] for name in _UPDATED},
-    )
-    for i in range(0, len(rows), CHUNK):
-        session.execute(stmt, rows[i : i + CHUNK])
+    table = Match.__table__  # the Core table: one multi-row statement, not the ORM bulk path
+    for i in range(0, len(rows), UPSERT_ROWS):
+        stmt = insert(table).values(rows[i : i + UPSERT_ROWS])  # type: ignore[arg-type]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["lot_id", "demand_id"],
+            set_={name: stmt.excluded[name] for name in _UPDATED},
+        )
+        session.connection().execute(stmt)
 
 
 def _store(
@@ -216,8 +228,7 @@ def recompute_for_lot(
     results: list[tuple[int, int, Evaluation]] = []
     if facts and facts[0].status == PUBLISHED:
         lot = facts[0]
-        demand_ids = list(session.scalars(prefilter.demand_candidates_sql(lot, settings)))
-        demand_ids = prefilter.within_windows(session, lot, demand_ids)
+        demand_ids = prefilter.demand_candidates(session, lot, settings)
         cache: GateCache = {}
         for demand in load_demand_facts(session, demand_ids):
             gates = _gates(lot, demand.end_use, cache)
@@ -276,45 +287,49 @@ def _score_order() -> ColumnElement[Any]:
     return func.coalesce(Match.margin_score, prefilter._num(rules.NO_WINDOWS_SCORE))
 
 
-def matches_for_demand(session: Session, demand_id: int, limit: int = 50) -> list[Match]:
+def demand_matches_query(demand_id: int) -> Select[Match]:
     """A demand's matching lots in the buyer's order (landed cost, fit margin, coverage).
 
     Lots that stopped being published since the last recompute are left out.
     """
-    return list(
-        session.scalars(
-            select(Match)
-            .join(Lot, Lot.id == Match.lot_id)
-            .join(Demand, Demand.id == Match.demand_id)
-            .where(
-                Match.demand_id == demand_id,
-                Lot.status == PUBLISHED,
-                Demand.status == DemandStatus.OPEN,
-            )
-            .order_by(Match.landed_cost, _score_order().desc(), Match.coverage.desc(), Match.lot_id)
-            .limit(limit)
+    return (
+        select(Match)
+        .join(Lot, Lot.id == Match.lot_id)
+        .join(Demand, Demand.id == Match.demand_id)
+        .where(
+            Match.demand_id == demand_id,
+            Lot.status == PUBLISHED,
+            Demand.status == DemandStatus.OPEN,
+        )
+        .order_by(Match.landed_cost, _score_order().desc(), Match.coverage.desc(), Match.lot_id)
+    )
+
+
+def lot_matches_query(lot_id: int) -> Select[Match]:
+    """A lot's matching demands in the producer's order (net price after freight first)."""
+    return (
+        select(Match)
+        .join(Demand, Demand.id == Match.demand_id)
+        .join(Lot, Lot.id == Match.lot_id)
+        .where(
+            Match.lot_id == lot_id,
+            Demand.status == DemandStatus.OPEN,
+            Lot.status == PUBLISHED,
+        )
+        .order_by(
+            Match.net_price.desc(),
+            _score_order().desc(),
+            Match.coverage.desc(),
+            Match.demand_id,
         )
     )
+
+
+def matches_for_demand(session: Session, demand_id: int, limit: int = 50) -> list[Match]:
+    """The first ``limit`` of :func:`demand_matches_query`."""
+    return list(session.scalars(demand_matches_query(demand_id).limit(limit)))
 
 
 def matches_for_lot(session: Session, lot_id: int, limit: int = 50) -> list[Match]:
-    """A lot's matching demands in the producer's order (net price after freight first)."""
-    return list(
-        session.scalars(
-            select(Match)
-            .join(Demand, Demand.id == Match.demand_id)
-            .join(Lot, Lot.id == Match.lot_id)
-            .where(
-                Match.lot_id == lot_id,
-                Demand.status == DemandStatus.OPEN,
-                Lot.status == PUBLISHED,
-            )
-            .order_by(
-                Match.net_price.desc(),
-                _score_order().desc(),
-                Match.coverage.desc(),
-                Match.demand_id,
-            )
-            .limit(limit)
-        )
-    )
+    """The first ``limit`` of :func:`lot_matches_query`."""
+    return list(session.scalars(lot_matches_query(lot_id).limit(limit)))

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -251,7 +252,7 @@ class MatchNotice(Base):
 
 
 class MatchAlertSetting(Base):
-    """A user's match alerts by e-mail; users without a row get the defaults."""
+    """A user's match alerts (in-app notice, and e-mail); users without a row get defaults."""
 
     __tablename__ = "match_alert_settings"
     __table_args__ = (CheckConstraint("min_headroom >= 0", name="headroom_not_negative"),)
@@ -259,13 +260,15 @@ class MatchAlertSetting(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    #: New lots matching my company's demands.
+    #: Tell me about new lots matching my company's demands.
     as_buyer: Mapped[bool] = mapped_column(Boolean, default=True)
-    #: New demands matching my company's lots.
+    #: Tell me about new demands matching my company's lots.
     as_producer: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Only announce a match whose headroom (maximum delivered price − landed cost, CNY per dry
     #: tonne) is at least this much: the surplus a deal at that pair can split.
     min_headroom: Mapped[Decimal] = mapped_column(PRICE, default=Decimal(0))
+    #: Also send an e-mail (the in-app notice is always left).
+    by_email: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 # --- The lots as matching sees them -------------------------------------------------------------

@@ -16,6 +16,7 @@ SQL: ``R·|Δlat|`` and, for sites below 55° and up to 60° of longitude apart,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -40,6 +41,7 @@ from exchange.catalog.materials import EndUse
 from exchange.catalog.parameters import DERIVED_QUANTITIES
 from exchange.demand import rules
 from exchange.demand.freight import (
+    EARTH_RADIUS_KM,
     KM_PER_DEG_LAT,
     KM_PER_DEG_LON_BOUND,
     LON_BOUND_LAT_CAP,
@@ -187,24 +189,25 @@ def _known_quantities(values: dict[str, Decimal] | Any) -> dict[str, Decimal]:
     return known
 
 
-def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
-    """Ids of open demands that may match ``lot`` on everything but their spec windows (a
-    superset of the matches); ``within_windows`` then checks the windows."""
+def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) -> Any:
+    """Open demands that may match ``lot`` on everything but their spec windows, selecting
+    ``columns`` (default: the id)."""
     basis = lot.basis_factor
     haul = lot.dry_fraction if lot.dry_fraction and lot.dry_fraction > 0 else Decimal(1)
     priced = settings.priced()
     rate = settings.cheapest_rate()
+    query = (
+        select(*(columns or (Demand.id,)))
+        .select_from(Demand)
+        .join(Site, Site.id == Demand.delivery_site_id)
+        .order_by(Demand.id)
+    )
     if lot.status != PUBLISHED or basis is None or basis <= 0 or rate is None:
-        return select(Demand.id).where(false())
+        return query.where(false())
     allowed = [e.value for e in EndUse if rules.gates_allow(e, lot.values, lot.solid_waste)]
     if not allowed:
-        return select(Demand.id).where(false())
+        return query.where(false())
     dm = aliased(DemandMaterial)
-    mode_columns = {
-        TransportMode.ROAD: Demand.accepts_road,
-        TransportMode.RAIL: Demand.accepts_rail,
-        TransportMode.WATER: Demand.accepts_water,
-    }
     price_dry = lot.price / basis
     k = settings.road_factor * rate / haul
     conditions: list[ColumnElement[bool]] = [
@@ -219,7 +222,7 @@ def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
         Demand.min_lot_size <= _num(lot.remaining * basis + EPS_TONNES),
         Demand.quantity >= _num(lot.min_order * basis - EPS_TONNES),
         Demand.window_end >= lot.available_from,
-        or_(*(mode_columns[m] for m in priced)),
+        or_(*(MODE_COLUMNS[m] for m in priced)),
     ]
     if lot.available_until is not None:
         conditions.append(Demand.window_start <= lot.available_until)
@@ -233,12 +236,70 @@ def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
         KM_PER_DEG_LAT * k,
         KM_PER_DEG_LON_BOUND * k,
     )
-    return (
-        select(Demand.id)
-        .join(Site, Site.id == Demand.delivery_site_id)
-        .where(*conditions)
-        .order_by(Demand.id)
+    return query.where(*conditions)
+
+
+MODE_COLUMNS = {
+    TransportMode.ROAD: Demand.accepts_road,
+    TransportMode.RAIL: Demand.accepts_rail,
+    TransportMode.WATER: Demand.accepts_water,
+}
+
+
+def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
+    """Ids of open demands that may match ``lot`` on everything but their spec windows (a
+    superset of the matches); ``within_windows`` then checks the windows."""
+    return _demand_candidates(lot, settings)
+
+
+def _float_distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dl = math.radians(lon2 - lon1)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings) -> list[int]:
+    """Ids of open demands that may match ``lot`` (a superset of the matches).
+
+    The SQL prefilter bounds the freight from below with coordinate differences only; the
+    survivors' landed cost is then computed here in floating point over the true great-circle
+    distance and the cheapest accepted mode, and a demand is dropped only when that cost is
+    above its maximum by more than the rules' rounding can explain. Spec windows last
+    (``within_windows``), on the few demands left.
+    """
+    basis = lot.basis_factor
+    if basis is None or basis <= 0:
+        return []
+    haul = float(lot.dry_fraction) if lot.dry_fraction and lot.dry_fraction > 0 else 1.0
+    road_factor = float(settings.road_factor)
+    handling = float(settings.handling)
+    price_dry = float(lot.price / basis)
+    lat, lon = float(lot.latitude), float(lot.longitude)
+    rates = {m: float(r) for m in settings.priced() if (r := settings.rates[m]) is not None}
+    modes = list(MODE_COLUMNS)
+    query = _demand_candidates(
+        lot,
+        settings,
+        Demand.id,
+        Site.latitude,
+        Site.longitude,
+        Demand.max_price,
+        *(MODE_COLUMNS[m] for m in modes),
     )
+    kept: list[int] = []
+    for demand_id, site_lat, site_lon, max_price, *flags in session.execute(query):
+        accepted = [rates[m] for m, on in zip(modes, flags, strict=True) if on and m in rates]
+        if not accepted:
+            continue
+        rate = min(accepted)
+        route = _float_distance_km(lat, lon, float(site_lat), float(site_lon)) * road_factor
+        landed = price_dry + (route * rate + handling) / haul
+        # Rounding in the rules: distance and route to 0.1 km, money to the fen (several times).
+        slack = float(EPS_MONEY) + float(EPS_KM) * (road_factor + 1) * rate / haul
+        if landed - slack <= float(max_price):
+            kept.append(demand_id)
+    return within_windows(session, lot, kept)
 
 
 def within_windows(session: Session, lot: LotFacts, demand_ids: Sequence[int]) -> list[int]:

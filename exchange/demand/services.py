@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from exchange.accounts.companies import require, require_verified_company
@@ -395,8 +395,8 @@ class BoardFilters:
     per_page: int = 30
 
 
-def wanted_board(session: Session, filters: BoardFilters) -> tuple[list[Demand], int]:
-    """Open public demands for producers, newest first, and how many match the filters."""
+def wanted_query(filters: BoardFilters) -> Select[Demand]:
+    """Open public demands matching the filters, newest first (the wanted board's rows)."""
     query = select(Demand).where(
         Demand.status == DemandStatus.OPEN, Demand.visibility == Visibility.PUBLIC
     )
@@ -413,19 +413,103 @@ def wanted_board(session: Session, filters: BoardFilters) -> tuple[list[Demand],
         query = query.where(Demand.end_use == filters.end_use)
     if filters.supply is not None:
         query = query.where(Demand.min_lot_size <= filters.supply)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return query.options(*_LISTED).order_by(Demand.created_at.desc(), Demand.id.desc())
+
+
+_LISTED = (
+    selectinload(Demand.specs),
+    selectinload(Demand.materials),
+    selectinload(Demand.buyer),
+    selectinload(Demand.delivery_site),
+)
+
+
+def wanted_board(session: Session, filters: BoardFilters) -> tuple[list[Demand], int]:
+    """Open public demands for producers, newest first, and how many match the filters."""
+    query = wanted_query(filters)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = session.scalars(
-        query.options(
-            selectinload(Demand.specs),
-            selectinload(Demand.materials),
-            selectinload(Demand.buyer),
-            selectinload(Demand.delivery_site),
-        )
-        .order_by(Demand.created_at.desc(), Demand.id.desc())
-        .limit(filters.per_page)
-        .offset((max(filters.page, 1) - 1) * filters.per_page)
+        query.limit(filters.per_page).offset((max(filters.page, 1) - 1) * filters.per_page)
     ).all()
     return list(rows), total
+
+
+def demands_query(actor: Actor, filters: BoardFilters, status: str | None = None) -> Select[Demand]:
+    """The actor's company's demands (administrators: every demand), newest first.
+
+    ``filters`` narrow it as on the wanted board; ``status`` keeps one status.
+    """
+    query = select(Demand)
+    if not actor.is_admin:
+        query = query.where(Demand.buyer_id == require(actor, "view"))
+    if status:
+        query = query.where(Demand.status == DemandStatus(status))
+    if filters.family:
+        query = query.where(
+            exists().where(
+                DemandMaterial.demand_id == Demand.id,
+                DemandMaterial.material_family == filters.family,
+            )
+        )
+    if filters.province:
+        query = query.where(Demand.province == filters.province)
+    if filters.end_use:
+        query = query.where(Demand.end_use == filters.end_use)
+    if filters.supply is not None:
+        query = query.where(Demand.min_lot_size <= filters.supply)
+    return query.options(*_LISTED).order_by(Demand.created_at.desc(), Demand.id.desc())
+
+
+def draft_of(demand: Demand, **changes: Any) -> DemandDraft:
+    """A draft holding ``demand``'s current terms, with ``changes`` applied (partial edits)."""
+    values: dict[str, Any] = {
+        "title": demand.title,
+        "end_use": demand.end_use,
+        "families": tuple(demand.families),
+        "materials": tuple(demand.material_codes),
+        "specs": demand.windows,
+        "quantity": demand.quantity,
+        "recurrence": demand.recurrence.value,
+        "min_lot_size": demand.min_lot_size,
+        "delivery_site_id": demand.delivery_site_id,
+        "window_start": demand.window_start,
+        "window_end": demand.window_end,
+        "max_price": demand.max_price,
+        "modes": tuple(m.value for m in demand.modes),
+        "visibility": demand.visibility.value,
+        "notes": demand.notes or "",
+    }
+    values.update(changes)
+    return DemandDraft(**values)
+
+
+def edit_demand_partly(
+    session: Session, actor: Actor, demand_id: int, changes: dict[str, Any]
+) -> Demand:
+    """Change some terms of the actor's demand, keeping the others (see ``edit_demand``)."""
+    demand = _own_locked(session, actor, demand_id)
+    return edit_demand(session, actor, demand.id, draft_of(demand, **changes))
+
+
+def demand_matches_query(session: Session, actor: Actor, demand_id: int) -> Select[Match]:
+    """The demand's ranked matches for its buyer's members and administrators.
+
+    NotFound when the actor may not see the demand; Forbidden when it may see the demand (a
+    public one, or one its lots match) but not the buyer's matches.
+    """
+    demand, access = demand_for_viewer(session, actor, demand_id)
+    if access not in (Access.OWNER, Access.ADMIN):
+        raise Forbidden(_l("Only the buyer sees a demand's matching lots."))
+    return matching.demand_matches_query(demand.id)
+
+
+def lot_matches_query(session: Session, actor: Actor, lot_id: int) -> Select[Match]:
+    """The lot's ranked matching demands for its producer's members and administrators;
+    NotFound for everyone else, as for a lot that does not exist."""
+    lot = session.get(Lot, lot_id)
+    if lot is None or not (actor.is_admin or actor.company_id == lot.producer_id):
+        raise NotFound(_l("No such lot."))
+    return matching.lot_matches_query(lot.id)
 
 
 # --- Alert settings ---------------------------------------------------------------------------
@@ -436,13 +520,22 @@ def alert_setting(session: Session, user_id: int) -> MatchAlertSetting:
     setting = session.get(MatchAlertSetting, user_id)
     if setting is None:
         return MatchAlertSetting(
-            user_id=user_id, as_buyer=True, as_producer=True, min_headroom=Decimal(0)
+            user_id=user_id,
+            as_buyer=True,
+            as_producer=True,
+            min_headroom=Decimal(0),
+            by_email=True,
         )
     return setting
 
 
 def save_alert_setting(
-    session: Session, actor: Actor, as_buyer: bool, as_producer: bool, min_headroom: Decimal | None
+    session: Session,
+    actor: Actor,
+    as_buyer: bool,
+    as_producer: bool,
+    min_headroom: Decimal | None,
+    by_email: bool = True,
 ) -> MatchAlertSetting:
     """Save the actor's match-alert settings; raises ValidationError for a negative headroom."""
     if actor.user_id is None:
@@ -459,5 +552,6 @@ def save_alert_setting(
     setting.as_buyer = as_buyer
     setting.as_producer = as_producer
     setting.min_headroom = min_headroom
+    setting.by_email = by_email
     session.flush()
     return setting

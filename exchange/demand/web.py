@@ -168,6 +168,7 @@ def mine():  # type: ignore[no-untyped-def]
         as_buyer=setting.as_buyer,
         as_producer=setting.as_producer,
         min_headroom=plain(setting.min_headroom),
+        by_email=setting.by_email,
     )
     return render_template("demand/mine.html", rows=rows, alert_form=alert_form)
 
@@ -186,6 +187,7 @@ def save_alerts():  # type: ignore[no-untyped-def]
             form.as_buyer.data,
             form.as_producer.data,
             form.min_headroom.data if form.min_headroom.data is not None else Decimal(0),
+            by_email=bool(form.by_email.data),
         )
     except ValidationError as exc:
         session.rollback()

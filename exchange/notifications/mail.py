@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template, url_for
+from flask import current_app, has_request_context, render_template, url_for
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,14 @@ def external_url(endpoint: str, **values: Any) -> str:
     base = current_app.config["PUBLIC_URL"].rstrip("/")
     with current_app.test_request_context("/"):
         return base + url_for(endpoint, **values)
+
+
+def app_path(endpoint: str, **values: Any) -> str:
+    """A path on this site (for in-app notices), inside or outside a request."""
+    if has_request_context():
+        return url_for(endpoint, **values)
+    with current_app.test_request_context("/"):
+        return url_for(endpoint, **values)
 
 
 def send_templated(

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
-from sqlalchemy import Enum, Index, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from exchange.db import Base
@@ -37,3 +38,22 @@ class EmailMessage(Base):
     )
     sent_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class Notification(Base):
+    """An in-app notice for one user (the bell in the top bar); unread until opened or marked.
+
+    ``kind`` names what happened and ``data`` holds its figures, so that the page words it in
+    the reader's current language; ``url`` is where opening it leads.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_read_at", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    url: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime]
+    read_at: Mapped[dt.datetime | None]

@@ -6,11 +6,11 @@ import smtplib
 from email.message import EmailMessage as MimeMessage
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db import after_commit, utcnow
-from exchange.notifications.models import EmailMessage, EmailStatus
+from exchange.notifications.models import EmailMessage, EmailStatus, Notification
 
 
 def queue_email(
@@ -66,3 +66,64 @@ def outbox(session: Session, recipient: str | None = None, limit: int = 100) -> 
     if recipient:
         query = query.where(EmailMessage.recipient == recipient.lower())
     return list(session.scalars(query))
+
+
+# --- In-app notices (the bell) ----------------------------------------------------------------
+
+#: Notices kept on the page; older ones stay in the table but are not listed.
+LISTED = 100
+
+
+def notify(
+    session: Session, user_id: int, kind: str, url: str, data: dict[str, Any] | None = None
+) -> Notification:
+    """Leave an unread notice for ``user_id`` (shown by the bell once the boundary commits)."""
+    notice = Notification(
+        user_id=user_id, kind=kind, url=url, data=data or {}, created_at=utcnow(), read_at=None
+    )
+    session.add(notice)
+    return notice
+
+
+def unread_count(session: Session, user_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+def recent(session: Session, user_id: int, limit: int = LISTED) -> list[Notification]:
+    """The user's notices, newest first."""
+    return list(
+        session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user_id)
+            .order_by(Notification.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def open_notice(session: Session, user_id: int, notice_id: int) -> Notification | None:
+    """Mark one of the user's notices read and return it; None when it is not theirs."""
+    notice = session.get(Notification, notice_id)
+    if notice is None or notice.user_id != user_id:
+        return None
+    if notice.read_at is None:
+        notice.read_at = utcnow()
+    return notice
+
+
+def mark_all_read(session: Session, user_id: int) -> int:
+    """Mark every unread notice of the user read; returns how many."""
+    result = session.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,14 +1,28 @@
-"""The development outbox: where e-mail is read when no SMTP server is configured."""
+"""The development outbox, and each user's notices: the bell's page, opening and marking read."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
-from flask_login import current_user
+from collections.abc import Callable
 
-from exchange.db import get_session
-from exchange.notifications.services import outbox
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from exchange.db import commit, get_session
+from exchange.notifications.services import mark_all_read, open_notice, outbox, recent, unread_count
 
 bp = Blueprint("notifications", __name__)
+
+
+@bp.app_context_processor
+def _bell() -> dict[str, Callable[[], int]]:
+    """``unread_notices()`` for the top bar: counted only when a page shows the bell."""
+
+    def count() -> int:
+        if not current_user.is_authenticated:
+            return 0
+        return unread_count(get_session(), current_user.id)
+
+    return {"unread_notices": count}
 
 
 @bp.route("/outbox")
@@ -23,3 +37,50 @@ def show_outbox():  # type: ignore[no-untyped-def]
         messages=outbox(get_session()),
         demo=current_app.config["SHOW_OUTBOX"],
     )
+
+
+@bp.route("/notifications")
+@login_required
+def inbox():  # type: ignore[no-untyped-def]
+    from exchange.accounts.forms import ConfirmForm
+
+    notices = recent(get_session(), current_user.id)
+    return render_template(
+        "notifications/inbox.html", notices=notices, form=ConfirmForm(formdata=None)
+    )
+
+
+def _safe(url: str) -> str:
+    """Only paths on this site (notices store paths; anything else goes to the list)."""
+    if url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return url_for("notifications.inbox")
+
+
+@bp.route("/notifications/<int:notice_id>/open", methods=["POST"])
+@login_required
+def open_one(notice_id: int):  # type: ignore[no-untyped-def]
+    from exchange.accounts.forms import ConfirmForm
+
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    session = get_session()
+    notice = open_notice(session, current_user.id, notice_id)
+    if notice is None:
+        abort(404)
+    target = _safe(notice.url)
+    commit(session)
+    return redirect(target)
+
+
+@bp.route("/notifications/read", methods=["POST"])
+@login_required
+def read_all():  # type: ignore[no-untyped-def]
+    from exchange.accounts.forms import ConfirmForm
+
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    session = get_session()
+    mark_all_read(session, current_user.id)
+    commit(session)
+    return redirect(url_for("notifications.inbox"))
