@@ -1,7 +1,7 @@
 """In-app notices (the bell) and the e-mail switch of match alerts.
 
 Revision ID: 0011_notifications
-Revises: 0006_demand
+Revises: 0012_listings_indexes
 Create Date: 2026-11-28
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0011_notifications'
-down_revision: Union[str, Sequence[str], None] = '0006_demand'
+down_revision: Union[str, Sequence[str], None] = '0012_listings_indexes'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
