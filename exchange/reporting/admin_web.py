@@ -4,17 +4,17 @@ and the trade desk."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from werkzeug.datastructures import MultiDict
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from exchange.accounts.forms import ConfirmForm, province_choices
 from exchange.accounts.models import Company
 from exchange.audit.services import events_for, verify
+from exchange.catalog.materials import MATERIALS
 from exchange.db import commit, get_session
 from exchange.errors import DomainError, NotFound, ValidationError
-from exchange.catalog.materials import MATERIALS
 from exchange.reporting import (
     carbon,
     charts,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from exchange.accounts.companies import require_admin
@@ -69,6 +69,8 @@ class DeskFilter:
         errors: dict[str, list[str]] = {}
         if self.kind not in KINDS:
             errors["kind"] = [str(_l("Choose what to search."))]
+        elif self.status and self.status not in statuses(self.kind):
+            errors["status"] = [str(_l("Choose a status from the list."))]
         if self.since and self.until and self.since > self.until:
             errors["until"] = [str(_l("The end date must not be before the start date."))]
         if (
@@ -104,7 +106,7 @@ class DeskRow:
 class _Spec:
     """How one kind maps onto the filters: its columns (in the query's FROM clause)."""
 
-    query: Callable[[], Select[Any]]
+    query: Callable[[], Any]
     date: Any
     status: Any
     companies: tuple[Any, ...]
@@ -301,6 +303,14 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
+def _next_day(day: dt.date) -> dt.date | None:
+    """The day after ``day``; None after the last representable day (no upper bound then)."""
+    try:
+        return day + dt.timedelta(days=1)
+    except OverflowError:
+        return None
+
+
 def _where(spec: _Spec, f: DeskFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if f.company_id is not None:
@@ -315,8 +325,10 @@ def _where(spec: _Spec, f: DeskFilter) -> list[ColumnElement[bool]]:
     if f.since is not None:
         where.append(spec.date >= (f.since if is_date else _day_start(f.since)))
     if f.until is not None:
-        end = f.until if is_date else _day_start(f.until + dt.timedelta(days=1))
-        where.append(spec.date <= end if is_date else spec.date < end)
+        if is_date:
+            where.append(spec.date <= f.until)
+        elif (after := _next_day(f.until)) is not None:
+            where.append(spec.date < _day_start(after))
     scale = HUNDRED if f.kind in FEN_KINDS else Decimal(1)
     if f.min_amount is not None:
         where.append(spec.amount >= f.min_amount * scale)
@@ -487,9 +499,7 @@ def record(session: Session, actor: Actor, kind: str, record_id: int) -> Record:
         raise NotFound(_l("No such record."))
     row = spec.row(found)
     invoice_id = (
-        record_id
-        if kind == "invoice"
-        else (found[0].invoice_id if kind == "payment" else None)  # type: ignore[index]
+        record_id if kind == "invoice" else (found[0].invoice_id if kind == "payment" else None)  # type: ignore[index]
     )
     concerns = _concerns(kind, record_id, invoice_id)
     chain = list(
@@ -550,4 +560,3 @@ def statuses(kind: str) -> list[str]:
     if kind == "payment":
         return ["bank", "stripe"]
     return [m.value for m in enums[kind]]
-

@@ -250,17 +250,17 @@ def bid_facts(session: Session, since: dt.datetime) -> list[BidFact]:
     )
     return [
         BidFact(
-            bid_id=bid_id,
-            lot_id=lot_id,
-            company_id=company,
-            user_id=user_id,
-            price=price,
-            quantity=quantity,
-            status=str(status),
-            placed_at=placed_at,
-            producer_id=producer_id,
+            bid_id=row[0],
+            lot_id=row[1],
+            company_id=row[2],
+            user_id=row[3],
+            price=row[4],
+            quantity=row[5],
+            status=str(row[6]),
+            placed_at=row[7],
+            producer_id=row[8],
         )
-        for bid_id, lot_id, company, user_id, price, quantity, status, placed_at, producer_id in rows
+        for row in rows
     ]
 
 
