@@ -33,7 +33,10 @@ class Month(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not _MONTH.match(text):
             raise self.make_error("invalid")
-        return dt.date(int(text[:4]), int(text[5:7]), 1)
+        try:
+            return dt.date(int(text[:4]), int(text[5:7]), 1)
+        except ValueError as exc:  # year 0000
+            raise self.make_error("invalid") from exc
 
 
 class PeriodQuerySchema(ma.Schema):
