@@ -221,3 +221,13 @@ def test_an_altered_event_turns_the_record_red(client, db, world):
         f"/api/v1/desk/contract/{contract.id}", headers=_headers(world, ADMIN)
     ).get_json()
     assert body["chain"]["ok"] is False and body["chain"]["breaks"]
+
+
+def test_the_producer_ledger_shows_where_its_red_mud_went_and_a_buyer_sees_none(client, world):
+    login(client, world["deal"].seller_owner.email)
+    html = client.get("/reports/ledger").get_data(as_text=True)
+    assert 'id="offtake"' in html
+    buyer = client.application.test_client()
+    login(buyer, world["deal"].buyer_owner.email)
+    page = buyer.get("/reports/ledger")
+    assert page.status_code == 200 and 'id="offtake"' not in page.get_data(as_text=True)

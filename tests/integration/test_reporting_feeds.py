@@ -225,3 +225,30 @@ def test_real_bids_feed_the_withdrawal_and_related_bidding_rules(db):
     assert len(found) == 1
     assert set(found[0].company_ids) == {producer.id, shill.id}
     assert str(mine[0].bid_id) in found[0].evidence
+
+
+def test_the_producer_sees_where_its_red_mud_went(db):
+    from exchange.reporting import offtake
+
+    deal = make_deal(db, quantity="200")
+    first = _delivered(db, deal, end_use="cement_iron_corrective")
+    second = _delivered(db, deal, gross="45.000", end_use="road_base")
+    period = statistics.Period(MONTH, MONTH)
+    linkage = offtake.company_offtake(db, deal.seller_actor, period)
+    dry = [(d.accepted_t * D("0.72")).quantize(D("0.001")) for d in (first, second)]
+    assert linkage.deliveries == 2 and linkage.unconverted == 0
+    assert linkage.delivered_t == sum(dry)
+    sector = deal.buyer.sector.value
+    assert [(s.key, s.red_mud_t, s.deliveries) for s in linkage.by_sector] == [
+        (sector, sum(dry), 2)
+    ]
+    assert [s.key for s in linkage.by_province] == [deal.contract.destination_province]
+    assert {(s.key, s.red_mud_t) for s in linkage.by_end_use} == {
+        ("cement_iron_corrective", dry[0]),
+        ("road_base", dry[1]),
+    }
+    # The signed 200 t wet contract: 144 t of dry red mud contracted.
+    assert linkage.contracted_t == D("144.000")
+    # The buyer's own view has no outgoing red mud.
+    bought = offtake.company_offtake(db, deal.buyer_actor, period)
+    assert bought.deliveries == 0 and bought.by_sector == []
