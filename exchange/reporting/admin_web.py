@@ -304,13 +304,15 @@ def trade_desk():  # type: ignore[no-untyped-def]
     result = None
     status = 200
     if not request.args or form.validate():
+        session = get_session()
+        company = (form.company.data or "").strip()
         try:
             result = desk.search(
-                get_session(),
+                session,
                 current_actor(),
                 desk.DeskFilter(
                     kind=form.kind.data or "contract",
-                    company_id=form.company.data,
+                    company_ids=desk.find_companies(session, company) if company else None,
                     province=form.province.data or None,
                     material=form.material.data or None,
                     status=(form.status.data or "").strip() or None,

@@ -64,6 +64,8 @@ class DeskFilter:
     until: dt.date | None = None
     min_amount: Decimal | None = None
     max_amount: Decimal | None = None
+    #: Companies found by name or credit code (any of them is a party); None = no such filter.
+    company_ids: tuple[int, ...] | None = None
 
     def validated(self) -> DeskFilter:
         errors: dict[str, list[str]] = {}
@@ -315,6 +317,8 @@ def _where(spec: _Spec, f: DeskFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if f.company_id is not None:
         where.append(or_(*(c == f.company_id for c in spec.companies)))
+    if f.company_ids is not None:
+        where.append(or_(*(c.in_(f.company_ids) for c in spec.companies)))
     if f.province:
         where.append(or_(*(p == f.province for p in spec.provinces)))
     if f.material:
@@ -402,6 +406,31 @@ def _with_kind(f: DeskFilter, kind: str) -> DeskFilter:
         f.until,
         f.min_amount,
         f.max_amount,
+        f.company_ids,
+    )
+
+
+#: At most this many companies match a name search.
+MAX_COMPANY_MATCHES = 50
+
+
+def find_companies(session: Session, text: str) -> tuple[int, ...]:
+    """Companies whose id, unified social credit code or name (Chinese or English, part of
+    it) is ``text``."""
+    text = text.strip()
+    if text.isdigit() and len(text) < 10:
+        return (int(text),)
+    return tuple(
+        session.scalars(
+            select(Company.id)
+            .where(
+                (Company.uscc == text.upper())
+                | Company.legal_name_zh.contains(text, autoescape=True)
+                | Company.legal_name_en.icontains(text, autoescape=True)
+            )
+            .order_by(Company.id)
+            .limit(MAX_COMPANY_MATCHES)
+        )
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import DecimalField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields import DateField, MonthField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
@@ -91,7 +91,9 @@ class DeskForm(FlaskForm):
         csrf = False
 
     kind = SelectField(_l("Search"), default="contract")
-    company = IntegerField(_l("Company id"), validators=[Optional(), NumberRange(min=1)])
+    company = StringField(
+        _l("Company (name, credit code or id)"), validators=[Optional(), Length(max=100)]
+    )
     province = SelectField(_l("Province"), validators=[Optional()], default="")
     material = SelectField(_l("Material"), validators=[Optional()], default="")
     status = StringField(_l("Status"), validators=[Optional(), Length(max=30)])

@@ -193,6 +193,12 @@ def test_the_desk_page_searches_filters_and_opens_a_record(client, world):
     assert deal.contract.number in html
     assert world["second"].contract.number not in html
     assert deal.seller.legal_name_zh in html
+    # By credit code or by part of the name, too.
+    for company in (deal.buyer.uscc, deal.buyer.legal_name_zh[-6:]):
+        found = client.get("/admin/desk", query_string={"kind": "contract", "company": company})
+        assert deal.contract.number in found.get_data(as_text=True)
+    nobody = client.get("/admin/desk", query_string={"kind": "contract", "company": "无此公司%"})
+    assert deal.contract.number not in nobody.get_data(as_text=True)
     assert 'id="desk-kinds"' in html
     bad = client.get("/admin/desk?kind=contract&since=2026-05-01&until=2026-01-01")
     assert bad.status_code == 422
