@@ -1,4 +1,5 @@
-"""Administrators' pages: statistics dashboard and exports, anomaly flags, company oversight."""
+"""Administrators' pages: statistics dashboard and exports, anomaly flags, company oversight,
+and the trade desk."""
 
 from __future__ import annotations
 
@@ -6,19 +7,32 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
-from exchange.accounts.forms import ConfirmForm
+from exchange.accounts.forms import ConfirmForm, province_choices
 from exchange.accounts.models import Company
 from exchange.audit.services import events_for, verify
+from exchange.catalog.materials import MATERIALS
 from exchange.db import commit, get_session
 from exchange.errors import DomainError, NotFound, ValidationError
-from exchange.reporting import carbon, charts, exports, flags, oversight, rules, statistics, views
+from exchange.reporting import (
+    carbon,
+    charts,
+    desk,
+    exports,
+    flags,
+    oversight,
+    rules,
+    statistics,
+    views,
+)
 from exchange.reporting.anomalies import Rule
 from exchange.reporting.forms import (
     KIND_LABELS,
     RULE_LABELS,
     STATUS_LABELS,
     AffiliationForm,
+    DeskForm,
     FlagDecisionForm,
     SuspensionForm,
 )
@@ -271,3 +285,76 @@ def affiliation_delete(affiliation_id: int):  # type: ignore[no-untyped-def]
     commit(session)
     flash(_("Affiliation removed."), "success")
     return redirect(url_for("reporting_admin.affiliation_list"))
+
+
+DESK_PER_PAGE = 25
+
+
+@bp.route("/desk")
+def trade_desk():  # type: ignore[no-untyped-def]
+    """Search lots, bids, awards, contracts, deliveries, invoices and payments."""
+    form = DeskForm(MultiDict(request.args))
+    form.kind.choices = [(k, label) for k, label in desk.KIND_LABELS.items()]
+    form.province.choices = [("", _("All provinces")), *province_choices()[1:]]
+    zh = locale().startswith("zh")
+    form.material.choices = [("", _("All materials"))] + [
+        (m.code, m.name_zh if zh else m.name_en) for m in MATERIALS.values()
+    ]
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    result = None
+    status = 200
+    if not request.args or form.validate():
+        session = get_session()
+        company = (form.company.data or "").strip()
+        try:
+            result = desk.search(
+                session,
+                current_actor(),
+                desk.DeskFilter(
+                    kind=form.kind.data or "contract",
+                    company_ids=desk.find_companies(session, company) if company else None,
+                    province=form.province.data or None,
+                    material=form.material.data or None,
+                    status=(form.status.data or "").strip() or None,
+                    since=form.since.data,
+                    until=form.until.data,
+                    min_amount=form.min_amount.data,
+                    max_amount=form.max_amount.data,
+                ),
+                page=page,
+                per_page=DESK_PER_PAGE,
+                with_counts=True,
+            )
+        except ValidationError as exc:
+            attach_errors(form, exc)
+            status = 422
+    else:
+        status = 422
+    kind = form.kind.data if form.kind.data in desk.KINDS else "contract"
+    args = {k: v for k, v in request.args.items() if k not in ("page", "kind") and v}
+    return render_template(
+        "reporting/desk.html",
+        form=form,
+        result=result,
+        kind=kind,
+        args=args,
+        other_args={k: v for k, v in args.items() if k != "status"},
+        kind_labels=desk.KIND_LABELS,
+        statuses=desk.statuses(kind),
+        locale=locale(),
+    ), status
+
+
+@bp.route("/desk/<kind>/<int:record_id>")
+def desk_record(kind: str, record_id: int):  # type: ignore[no-untyped-def]
+    """One record with its audit timeline and the verdict on its hash chain."""
+    try:
+        found = desk.record(get_session(), current_actor(), kind, record_id)
+    except NotFound:
+        abort(404)
+    return render_template(
+        "reporting/desk_record.html",
+        record=found,
+        kind_labels=desk.KIND_LABELS,
+        locale=locale(),
+    )

@@ -1,4 +1,5 @@
-"""JSON API of the reporting context: national statistics (public) and anomaly flags (admins)."""
+"""JSON API of the reporting context: national statistics (public), anomaly flags and the trade
+desk (admins)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from flask.views import MethodView
 from exchange.accounts.companies import require_admin
 from exchange.apiplatform import ApiBlueprint, api_actor, paginate_query
 from exchange.db import commit, get_session
-from exchange.reporting import flags, rules, statistics, views
+from exchange.reporting import desk, flags, rules, statistics, views
 from exchange.reporting.models import AnomalyFlag
 from exchange.reporting.schemas import (
+    DeskQuerySchema,
+    DeskRecordSchema,
+    DeskRowSchema,
     FlagDecisionSchema,
     FlagFilterSchema,
     FlagSchema,
@@ -31,7 +35,15 @@ stats_blp = ApiBlueprint(
 flags_blp = ApiBlueprint(
     "flags", __name__, url_prefix="/flags", description="Anomaly flags (administrators)."
 )
-blueprints = [stats_blp, flags_blp]
+desk_blp = ApiBlueprint(
+    "desk",
+    __name__,
+    url_prefix="/desk",
+    description="The trade desk (administrators): search lots, bids, awards, contracts, "
+    "deliveries, invoices and payments; each record with its audit timeline and the verdict "
+    "on its hash chain.",
+)
+blueprints = [stats_blp, flags_blp, desk_blp]
 
 
 def _period(query: dict[str, Any]) -> statistics.Period:
@@ -128,3 +140,43 @@ class FlagDecision(MethodView):
         flag = flags.decide(session, api_actor(), flag_id, data["decision"], data["reason"])
         commit(session)
         return flag
+
+
+@desk_blp.route("/")
+class Desk(MethodView):
+    @desk_blp.auth()
+    @desk_blp.arguments(DeskQuerySchema, location="query")
+    @desk_blp.response(200, DeskRowSchema(many=True))
+    @desk_blp.paginate(page_size=25)
+    def get(self, query: dict[str, Any], pagination_parameters: Any) -> list[desk.DeskRow]:
+        """Records of one kind matching the filters, newest first (administrators)"""
+        found = desk.search(
+            get_session(),
+            api_actor(),
+            desk.DeskFilter(
+                kind=query["kind"],
+                company_id=query.get("company_id"),
+                province=query.get("province"),
+                material=query.get("material"),
+                status=query.get("status") or None,
+                since=query.get("since"),
+                until=query.get("until"),
+                min_amount=query.get("min_amount"),
+                max_amount=query.get("max_amount"),
+            ),
+            page=pagination_parameters.page,
+            per_page=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = found.total
+        return found.rows
+
+
+@desk_blp.route("/<string:kind>/<id:record_id>")
+class DeskRecord(MethodView):
+    @desk_blp.auth()
+    @desk_blp.response(200, DeskRecordSchema)
+    @desk_blp.alt_response(404, response="NOT_FOUND")
+    def get(self, kind: str, record_id: int) -> desk.Record:
+        """One record with its audit timeline (who, when, IP, what changed) and its chain's
+        verification (administrators)"""
+        return desk.record(get_session(), api_actor(), kind, record_id)

@@ -1,9 +1,8 @@
 """Exports: a company's ledger of red-mud movements and the statistics, as CSV or XLSX.
 
 The ledger is the record the Solid Waste Law (2020, Art. 36) asks a generator to keep: type,
-quantity, destination and use of its industrial solid waste. Today it holds the company's
-monthly generation; deliveries (out to buyers, in from producers) join it through
-``feeds.delivered_facts`` once the contracts context is merged.
+quantity, destination and use of its industrial solid waste: the company's monthly generation
+and its received deliveries (out to buyers, in from producers) from ``feeds.delivered_facts``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Turn the source tables into the plain facts the reporting rules take.
 
-This is the only module of the context that knows where the data live. Two feeds wait for
-contexts that are not merged yet and return nothing until then:
-
-- :func:`delivered_facts` — the contracts context's deliveries;
-- :func:`bid_facts` — the trading context's bids.
+This is the only module of the context that knows where the data live: deliveries come from
+the contracts context's ``contract_deliveries``, bids and awards from trading, generation and
+lots from listings.
 """
 
 from __future__ import annotations
@@ -12,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -21,7 +20,9 @@ from sqlalchemy.orm import Session
 from exchange.accounts.models import Company, Membership, Site, User
 from exchange.audit.models import AuditEvent
 from exchange.catalog.materials import MATERIALS
+from exchange.contracts.models import Contract, Delivery, DeliveryStatus
 from exchange.listings.models import Lot, MonthlyGeneration
+from exchange.reporting.anomalies import distance_km as great_circle_km
 from exchange.reporting.facts import (
     AffiliationFact,
     AwardFact,
@@ -35,7 +36,7 @@ from exchange.reporting.facts import (
     TradeFact,
 )
 from exchange.reporting.models import CompanyAffiliation
-from exchange.trading.models import Award, AwardStatus
+from exchange.trading.models import Award, AwardStatus, Bid
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -73,32 +74,194 @@ def generation_facts(
     return [GenerationFact(*row) for row in session.execute(query)]
 
 
+#: Deliveries the buyer has received (weighed in and judged); a dispatched load is on the road.
+RECEIVED = (DeliveryStatus.ACCEPTED, DeliveryStatus.PARTIALLY_ACCEPTED, DeliveryStatus.REJECTED)
+#: Road km per great-circle km between the two sites (the same detour factor freight uses).
+ROAD_FACTOR = Decimal("1.3")
+#: Assay parameters the carbon method reads, by the fact field they fill.
+CARBON_ASSAY = {"CaO": "cao_pct", "LOI": "loi_pct", "Fe2O3": "fe2o3_pct", "TFe": "tfe_pct"}
+#: Rows fetched per round trip when streaming deliveries.
+BATCH = 5000
+
+
+def _percent(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def _assay_fields(snapshot: Mapping[str, object] | None) -> dict[str, Decimal | None]:
+    values = (snapshot or {}).get("values")
+    if not isinstance(values, Mapping):
+        values = {}
+    return {name: _percent(values.get(code)) for code, name in CARBON_ASSAY.items()}
+
+
+class _Sites:
+    """Every site's coordinates and each company's sites, to find where a load went."""
+
+    def __init__(self, session: Session) -> None:
+        self.coords: dict[int, SiteFact] = {}
+        self.by_company: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for site_id, company_id, province, lat, lon in session.execute(
+            select(Site.id, Site.company_id, Site.province, Site.latitude, Site.longitude).order_by(
+                Site.id
+            )
+        ):
+            self.coords[site_id] = SiteFact(site_id, lat, lon)
+            self.by_company[company_id].append((site_id, province))
+
+    def destination(self, company_id: int, province: str) -> int | None:
+        """The buyer's site the contract was drawn to: its first site in the contract's
+        destination province (the drafting takes the buyer's first site), else its first."""
+        sites = self.by_company.get(company_id) or []
+        for site_id, site_province in sites:
+            if site_province == province:
+                return site_id
+        return sites[0][0] if sites else None
+
+    def road_km(self, origin: int, destination: int | None) -> Decimal | None:
+        a, b = self.coords.get(origin), self.coords.get(destination or 0)
+        if a is None or b is None:
+            return None
+        km = Decimal(str(round(great_circle_km(a, b), 1))) * ROAD_FACTOR
+        return km.quantize(Decimal("0.1"))
+
+
 def delivered_facts(
     session: Session,
     since: dt.date,
     *,
     until: dt.date | None = None,
     company_id: int | None = None,
-) -> list[DeliveryFact]:
+) -> Iterator[DeliveryFact]:
     """Received deliveries (accepted, partly accepted or rejected) received on or after ``since``
     (and on or before ``until``), optionally only those where ``company_id`` is seller or buyer.
 
-    Empty until the contracts context is merged: its ``contract_deliveries`` (joined to
-    ``contracts`` for the parties, basis, moisture and material, to the lot for the origin site
-    and the assay values CaO, LOI, Fe2O3 and TFe, and to the buyer's site for the distance)
-    feed this function after the merge. Everything else in reporting reads deliveries from here.
+    Streamed in batches (a full rebuild reads every delivery once). Each load is joined to its
+    contract for the parties, basis, moisture, material, provinces and the assay the lot was
+    sold on (CaO, LOI, Fe2O3, TFe), and to the lot for the producer's storage site. The end use
+    is the one recorded on receipt, else the contract's. The distance is the great-circle
+    distance from the storage site to the buyer's site × ``ROAD_FACTOR``.
     """
-    return []
+    where = [Delivery.status.in_(RECEIVED), Delivery.received_on >= since]
+    if until is not None:
+        where.append(Delivery.received_on <= until)
+    if company_id is not None:
+        where.append((Contract.seller_id == company_id) | (Contract.buyer_id == company_id))
+    contract_ids = select(Delivery.contract_id).join(Contract).where(*where)
+    # Per contract, read once: the sold-on assay and the lot's storage site.
+    contracts: dict[int, tuple[int, dict[str, Decimal | None]]] = {
+        cid: (site_id, _assay_fields(snapshot))
+        for cid, site_id, snapshot in session.execute(
+            select(Contract.id, Lot.site_id, Contract.assay_snapshot)
+            .join(Lot, Lot.id == Contract.lot_id)
+            .where(Contract.id.in_(contract_ids))
+        )
+    }
+    if not contracts:
+        return
+    sites = _Sites(session)
+    distances: dict[tuple[int, int], Decimal | None] = {}
+    query = (
+        select(
+            Delivery.id,
+            Delivery.contract_id,
+            Contract.seller_id,
+            Contract.buyer_id,
+            Contract.origin_province,
+            Contract.destination_province,
+            Contract.material_code,
+            Contract.basis,
+            Contract.moisture_pct,
+            Delivery.net_t,
+            Delivery.received_net_t,
+            Delivery.accepted_t,
+            Delivery.end_use,
+            Contract.end_use,
+            Delivery.received_on,
+        )
+        .join(Contract, Contract.id == Delivery.contract_id)
+        .where(*where)
+        .order_by(Delivery.id)
+        .execution_options(yield_per=BATCH)
+    )
+    for (
+        delivery_id,
+        contract_id,
+        seller_id,
+        buyer_id,
+        origin_province,
+        destination_province,
+        material_code,
+        basis,
+        moisture_pct,
+        net_t,
+        received_net_t,
+        accepted_t,
+        delivery_end_use,
+        contract_end_use,
+        received_on,
+    ) in session.execute(query):
+        origin_site_id, assay = contracts[contract_id]
+        route = (origin_site_id, buyer_id)
+        if route not in distances:
+            destination = sites.destination(buyer_id, destination_province)
+            distances[route] = sites.road_km(origin_site_id, destination)
+        yield DeliveryFact(
+            delivery_id=delivery_id,
+            contract_id=contract_id,
+            seller_id=seller_id,
+            buyer_id=buyer_id,
+            origin_site_id=origin_site_id,
+            origin_province=origin_province,
+            material_code=material_code,
+            basis=basis,
+            moisture_pct=moisture_pct,
+            dispatched_t=net_t,
+            received_t=received_net_t,
+            accepted_t=accepted_t if accepted_t is not None else Decimal(0),
+            end_use=delivery_end_use or contract_end_use,
+            received_on=received_on,
+            distance_km=distances[route],
+            destination_province=destination_province,
+            **assay,
+        )
 
 
 def bid_facts(session: Session, since: dt.datetime) -> list[BidFact]:
-    """Bids placed since ``since``.
-
-    Empty until the trading context is merged: its ``bids`` table (id, lot_id, company_id,
-    user_id, price, quantity, status, placed_at) joined to ``lots`` for the producer_id feeds
-    this function after the merge.
-    """
-    return []
+    """Bids placed since ``since`` (every revision is its own row), with the lot's producer."""
+    rows = session.execute(
+        select(
+            Bid.id,
+            Bid.lot_id,
+            Bid.company_id,
+            Bid.user_id,
+            Bid.price,
+            Bid.quantity,
+            Bid.status,
+            Bid.placed_at,
+            Lot.producer_id,
+        )
+        .join(Lot, Lot.id == Bid.lot_id)
+        .where(Bid.placed_at >= since)
+        .order_by(Bid.id)
+    )
+    return [
+        BidFact(
+            bid_id=row[0],
+            lot_id=row[1],
+            company_id=row[2],
+            user_id=row[3],
+            price=row[4],
+            quantity=row[5],
+            status=str(row[6]),
+            placed_at=row[7],
+            producer_id=row[8],
+        )
+        for row in rows
+    ]
 
 
 def _local_date(at: dt.datetime) -> dt.date:

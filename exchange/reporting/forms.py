@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField, TextAreaField
-from wtforms.fields import MonthField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import DecimalField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.fields import DateField, MonthField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from exchange.reporting.anomalies import Rule
 from exchange.reporting.models import AffiliationKind
@@ -82,3 +82,28 @@ class AffiliationForm(FlaskForm):
         _l("Note (source, e.g. the business registry)"), validators=[Optional(), Length(max=500)]
     )
     submit = SubmitField(_l("Record affiliation"))
+
+
+class DeskForm(FlaskForm):
+    """The trade desk's search, read from the query string (no CSRF: it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    kind = SelectField(_l("Search"), default="contract")
+    company = StringField(
+        _l("Company (name, credit code or id)"), validators=[Optional(), Length(max=100)]
+    )
+    province = SelectField(_l("Province"), validators=[Optional()], default="")
+    material = SelectField(_l("Material"), validators=[Optional()], default="")
+    status = StringField(_l("Status"), validators=[Optional(), Length(max=30)])
+    since = DateField(_l("From"), validators=[Optional()])
+    until = DateField(_l("To"), validators=[Optional()])
+    min_amount = DecimalField(
+        _l("Amount from (CNY, signed)"),
+        validators=[Optional(), NumberRange(min=-(10**12), max=10**12)],
+    )
+    max_amount = DecimalField(
+        _l("Amount to (CNY, signed)"),
+        validators=[Optional(), NumberRange(min=-(10**12), max=10**12)],
+    )

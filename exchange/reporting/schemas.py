@@ -1,4 +1,5 @@
-"""marshmallow schemas of the reporting API: national statistics (public) and flags (admins)."""
+"""marshmallow schemas of the reporting API: national statistics (public), flags and the trade
+desk (admins)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from exchange.accounts.regions import PROVINCES
 from exchange.apiplatform.fields import DecimalString, Timestamp
+from exchange.catalog.materials import MATERIALS
 from exchange.reporting.anomalies import Rule
+from exchange.reporting.desk import KINDS
 from exchange.reporting.models import FlagStatus
 
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
@@ -137,3 +141,98 @@ class FlagDecisionSchema(ma.Schema):
         validate=validate.OneOf([FlagStatus.DISMISSED.value, FlagStatus.ESCALATED.value]),
     )
     reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class DeskQuerySchema(ma.Schema):
+    """The trade desk's filters; dates are whole days (UTC), ``until`` inclusive."""
+
+    kind = fields.String(
+        load_default="contract",
+        validate=validate.OneOf(list(KINDS)),
+        metadata={"description": "What to search: " + ", ".join(KINDS) + "."},
+    )
+    company_id = fields.Integer(
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "A party: producer, bidder, buyer, seller, payer or payee."},
+    )
+    province = fields.String(
+        validate=validate.OneOf(sorted(PROVINCES)),
+        metadata={"description": "Province code (origin or destination)."},
+    )
+    material = fields.String(
+        validate=validate.OneOf(sorted(MATERIALS)), metadata={"description": "Material code."}
+    )
+    status = fields.String(
+        validate=validate.Length(max=30),
+        metadata={"description": "A status of the chosen kind (payments: the gateway)."},
+    )
+    since = fields.Date()
+    until = fields.Date()
+    min_amount = DecimalString(
+        places=2, max_digits=14, signed=True, metadata={"description": "Signed CNY, from."}
+    )
+    max_amount = DecimalString(
+        places=2, max_digits=14, signed=True, metadata={"description": "Signed CNY, to."}
+    )
+
+
+class DeskRowSchema(ma.Schema):
+    kind = fields.String(required=True)
+    id = fields.Integer(required=True)
+    label = fields.String(required=True)
+    status = fields.String(required=True)
+    at = fields.Method(
+        "_at",
+        required=True,
+        allow_none=True,
+        metadata={"type": "string", "description": "ISO date or timestamp of the record."},
+    )
+    company_ids = fields.List(fields.Integer(), required=True)
+    province = fields.String(required=True, allow_none=True)
+    material_code = fields.String(required=True, allow_none=True)
+    quantity_t = DecimalString(places=3, max_digits=16, required=True, allow_none=True)
+    amount_cny = DecimalString(
+        places=2,
+        max_digits=18,
+        signed=True,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Signed CNY; negative = a disposal fee the producer pays."},
+    )
+    chain_key = fields.String(required=True, metadata={"example": "contract:12"})
+
+    def _at(self, row: Any) -> str | None:
+        return row.at.isoformat() if row.at is not None else None
+
+
+class TimelineEventSchema(ma.Schema):
+    action = fields.String(required=True, attribute="event.action")
+    occurred_at = Timestamp(required=True, attribute="event.occurred_at")
+    chain_seq = fields.Integer(required=True, attribute="event.chain_seq")
+    actor_user_id = fields.Integer(required=True, allow_none=True, attribute="event.actor_user_id")
+    actor_company_id = fields.Integer(
+        required=True, allow_none=True, attribute="event.actor_company_id"
+    )
+    user = fields.String(required=True, allow_none=True)
+    company = fields.String(required=True, allow_none=True)
+    ip = fields.String(required=True, allow_none=True, attribute="event.ip")
+    changes = fields.Dict(
+        required=True, metadata={"description": "Changed fields as `{field: [old, new]}`."}
+    )
+    fields_ = fields.Dict(required=True, data_key="fields", attribute="fields")
+    hash = fields.String(required=True, attribute="event.hash")
+
+
+class DeskRecordSchema(ma.Schema):
+    record = fields.Nested(DeskRowSchema, required=True, attribute="row")
+    chain = fields.Method("_chain", required=True, metadata={"type": "object"})
+    chain_events = fields.Integer(required=True)
+    events = fields.List(fields.Nested(TimelineEventSchema), required=True)
+
+    def _chain(self, record: Any) -> dict[str, Any]:
+        report = record.chain
+        return {
+            "ok": report.ok,
+            "events": report.events,
+            "breaks": [b.reason for b in report.breaks],
+        }

@@ -12,6 +12,7 @@ same with a thousand deliveries or a million. The job keeps them fresh:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from exchange.db import utcnow
 from exchange.errors import ValidationError
 from exchange.listings.models import MonthlyGeneration
 from exchange.reporting import feeds, rules
+from exchange.reporting.facts import DeliveryFact
 from exchange.reporting.models import PriceIndexWeekly, StatisticsRefresh, UtilizationMonthly
 
 ZERO = Decimal(0)
@@ -69,7 +71,7 @@ def rebuild_utilization(session: Session, months: set[dt.date] | None) -> int:
             return 0
         months = {rules.month_start(m) for m in months}
         generation = feeds.generation_facts(session, months)
-        deliveries = [
+        deliveries: Iterable[DeliveryFact] = [
             d
             for d in feeds.delivered_facts(
                 session, since=min(months), until=_month_end(max(months))
@@ -81,6 +83,7 @@ def rebuild_utilization(session: Session, months: set[dt.date] | None) -> int:
         )
     else:
         generation = feeds.generation_facts(session)
+        # Streamed: a full rebuild holds the sums, not the million deliveries.
         deliveries = feeds.delivered_facts(session, since=dt.date.min)
         session.execute(delete(UtilizationMonthly))
     rows = rules.aggregate(generation, deliveries, feeds.red_mud_factor)

@@ -7,10 +7,11 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
-from exchange.accounts.forms import province_choices
+from exchange.accounts.forms import SECTOR_LABELS, province_choices
+from exchange.accounts.models import Company
 from exchange.db import get_session
 from exchange.errors import NotFound, ValidationError
-from exchange.reporting import carbon, charts, exports, rules, statistics, views
+from exchange.reporting import carbon, charts, exports, offtake, rules, statistics, views
 from exchange.reporting.forms import PeriodForm
 from exchange.security import current_actor
 from exchange.webutil import attach_errors, locale
@@ -73,9 +74,23 @@ def ledger():  # type: ignore[no-untyped-def]
     form, period = read_period(12)
     if period is None:
         return render_template("reporting/ledger.html", form=form, entries=None), 422
-    entries = exports.company_ledger(get_session(), current_actor(), period)
+    session, actor = get_session(), current_actor()
+    entries = exports.company_ledger(session, actor, period)
+    company = session.get(Company, actor.company_id) if actor.company_id else None
+    linkage = (
+        offtake.company_offtake(session, actor, period)
+        if company is not None and company.is_producer
+        else None
+    )
     return render_template(
-        "reporting/ledger.html", form=form, entries=entries, period=period, locale=locale()
+        "reporting/ledger.html",
+        form=form,
+        entries=entries,
+        period=period,
+        linkage=linkage,
+        end_use_label=views.end_use_label,
+        sector_labels={k.value: v for k, v in SECTOR_LABELS.items()},
+        locale=locale(),
     )
 
 

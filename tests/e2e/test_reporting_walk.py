@@ -1,8 +1,8 @@
 """The administrator follows a flagged pair to its evidence, reads the statistics dashboard, and
 anyone reads the public statistics page — in Chinese and English, at 1366 and 390 px wide.
 
-Deliveries come from the contracts context, which is not merged yet: a stand-in delivery feed
-(the demo producers shipping to the demo buyers over the last year) fills the charts.
+A year of deliveries is more than the demo holds: a stand-in delivery feed (the demo producers
+shipping to the demo buyers over the last year) fills the charts.
 """
 
 from __future__ import annotations
