@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from exchange.db import after_commit, session_scope
@@ -175,6 +175,8 @@ def queue_match_recompute(
     TESTING. The periodic sweep catches anything a lost job misses. For the listings context:
     call this whenever a lot is published, edited, re-assayed, sold from or withdrawn.
     """
+    if not has_app_context():
+        return  # a script or benchmark outside the app: no worker here; the sweep catches it
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def run() -> None:
