@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from exchange.actor import Actor
 from exchange.contracts.models import Contract, Delivery, DeliveryStatus
 from exchange.contracts.rules import ZERO, ContractStatus, delivery_complete
+from exchange.payments import formatting
 from exchange.payments import rules as money_rules
 from exchange.payments import services as payments
 from exchange.payments.books import contract_invoices, on_settled
 from exchange.payments.models import Invoice
-from exchange.payments.rules import InvoiceKind
 
 
 def _due_on(contract: Contract, today: dt.date) -> dt.date:
@@ -127,6 +127,25 @@ def on_closed(
     )
 
 
+def bill_missing(session: Session, actor: Actor, contract: Contract) -> int:
+    """Issue what an active contract's events should have billed and did not (a contract
+    signed before its money was wired): the deposit, then each received delivery. Returns how
+    many invoices it issued; a second call issues none. The caller holds the contract lock."""
+    if contract.status not in (ContractStatus.ACTIVE, ContractStatus.IN_DELIVERY):
+        return 0
+    issued = 0
+    invoices = contract_invoices(session, contract.id)
+    if not invoices and on_activated(session, actor, contract) is not None:
+        issued += 1
+    billed = {i.delivery_id for i in invoices if i.delivery_id is not None and not i.cancelled_at}
+    for delivery in contract.deliveries:
+        if delivery.received and delivery.id not in billed:
+            before = len(contract_invoices(session, contract.id))
+            on_received(session, actor, contract, delivery)
+            issued += len(contract_invoices(session, contract.id)) - before
+    return issued
+
+
 def balance_fen(session: Session, contract_id: int) -> int:
     return payments.contract_balance(session, contract_id)
 
@@ -156,7 +175,7 @@ def money_view(session: Session, contract: Contract) -> MoneyView:
     money = contract_direction(contract)
     return MoneyView(
         position=position,
-        invoices=[i for i in contract_invoices(session, contract.id)],
+        invoices=contract_invoices(session, contract.id),
         blockers=completion_blockers(session, contract, position.balance_fen),
         deposit_fen=deposit_due_fen(contract),
         payer_id=money.payer_id if money else None,
@@ -176,24 +195,12 @@ def completion_blockers(session: Session, contract: Contract, balance: int) -> l
         blockers.append(
             str(
                 _l(
-                    "%(amount)s %(currency)s is still to be paid or paid back.",
-                    amount=money_rules.fen_to_decimal(balance),
-                    currency=contract.currency,
+                    "%(amount)s is still to be paid or paid back.",
+                    amount=formatting.money(balance, contract.currency),
                 )
             )
         )
     return blockers
-
-
-def invoice_kind_label(kind: InvoiceKind | str) -> str:
-    labels = {
-        InvoiceKind.DEPOSIT: _l("deposit"),
-        InvoiceKind.DELIVERY: _l("delivery"),
-        InvoiceKind.SETTLEMENT: _l("settlement"),
-        InvoiceKind.REFUND: _l("refund"),
-        InvoiceKind.FEE: _l("fee"),
-    }
-    return str(labels[InvoiceKind(kind)])
 
 
 def _complete_when_settled(session: Session, actor: Actor, contract_id: int) -> object:

@@ -287,7 +287,8 @@ class LedgerTransaction(Base):
     currency: Mapped[str] = mapped_column(String(3))
     #: What the transaction does once: ``payment:12``, ``release:7``... (unique when set).
     idem_key: Mapped[str | None] = mapped_column(String(80), unique=True)
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="RESTRICT"))
+    #: The contract the money belongs to (its invoices and book carry the foreign key).
+    contract_id: Mapped[int] = mapped_column(Integer)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"))
     gateway_event_id: Mapped[int | None] = mapped_column(
@@ -329,7 +330,7 @@ class Posting(Base):
     amount_fen: Mapped[int] = mapped_column(Fen)
     currency: Mapped[str] = mapped_column(String(3))
     # What caused it, copied from the transaction so balances filter without a join.
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="RESTRICT"))
+    contract_id: Mapped[int] = mapped_column(Integer)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
     gateway_event_id: Mapped[int | None] = mapped_column(
         ForeignKey("gateway_events.id", ondelete="RESTRICT")
