@@ -248,8 +248,9 @@ def record_receipt(
     adjusted line by line, or the whole load is rejected. A received weight that differs from
     the dispatched one beyond the flag threshold is flagged. When the accepted tonnes reach the
     contracted quantity within tolerance and nothing is on the road, the contract completes
-    once its money is settled. The accepted value is invoiced (net of the deposit share) and the
-    last delivery settles the deposit (``money``). Raises ValidationError, Conflict, Forbidden, NotFound.
+    once its money is settled. The accepted value is invoiced (net of the deposit share) and
+    the last delivery settles the deposit (``money``). Raises ValidationError, Conflict,
+    Forbidden, NotFound.
     """
     require_verified_company(session, actor, "trade")
     contract = lock_contract(session, contract_id)

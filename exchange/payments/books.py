@@ -26,7 +26,6 @@ from exchange.payments.ledger import insert_ignoring_duplicates
 from exchange.payments.models import AccountKind, ContractBook, Invoice, LedgerAccount, Posting
 from exchange.payments.rules import InvoiceKind
 
-
 #: The contracts table as far as payments needs it: the row to lock first.
 _CONTRACTS = table("contracts", column("id"))
 
