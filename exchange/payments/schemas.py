@@ -38,11 +38,11 @@ def _not_blank(value: str) -> None:
 class InvoiceFilterSchema(ma.Schema):
     status = fields.String(validate=validate.OneOf(_values(InvoiceStatus)))
     kind = fields.String(validate=validate.OneOf(_values(InvoiceKind)))
-    contract_id = fields.Integer(strict=True, validate=ID_RANGE)
+    contract_id = fields.Integer(validate=ID_RANGE)
 
 
 class PaymentFilterSchema(ma.Schema):
-    contract_id = fields.Integer(strict=True, validate=ID_RANGE)
+    contract_id = fields.Integer(validate=ID_RANGE)
 
 
 class InvoiceSchema(ma.Schema):
