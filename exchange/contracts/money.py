@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from exchange.actor import Actor
 from exchange.contracts.models import Contract, Delivery, DeliveryStatus
 from exchange.contracts.rules import ZERO, ContractStatus, delivery_complete
+from exchange.contracts.services import china_today
 from exchange.payments import formatting
 from exchange.payments import rules as money_rules
 from exchange.payments import services as payments
@@ -27,12 +28,6 @@ from exchange.payments.models import Invoice
 
 def _due_on(contract: Contract, today: dt.date) -> dt.date:
     return today + dt.timedelta(days=contract.payment_due_days)
-
-
-def _today() -> dt.date:
-    from exchange.contracts.services import china_today
-
-    return china_today()
 
 
 def contract_direction(contract: Contract) -> money_rules.Direction | None:
@@ -57,7 +52,7 @@ def on_activated(session: Session, actor: Actor, contract: Contract) -> Invoice 
         money.payee_id,
         deposit_due_fen(contract),
         currency=contract.currency,
-        due_on=_due_on(contract, _today()),
+        due_on=_due_on(contract, china_today()),
         description=f"{contract.number} deposit {contract.deposit_pct}%",
     )
 
@@ -85,7 +80,7 @@ def on_received(session: Session, actor: Actor, contract: Contract, delivery: De
             contract_value_fen=abs(contract.total_fen),
             delivery_id=delivery.id,
             currency=contract.currency,
-            due_on=_due_on(contract, _today()),
+            due_on=_due_on(contract, china_today()),
             description=f"{contract.number} delivery {delivery.seq}",
         )
     if deliveries_done(contract):
