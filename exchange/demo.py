@@ -481,7 +481,8 @@ def load_trading_demo(session: Session) -> bool:
 
 def load_contracts(session: Session) -> bool:
     """One signed contract with a delivery between the Binzhou refinery and the Zibo cement
-    plant, drawn from a demo lot. Does nothing until demo lots exist, or once it is there."""
+    plant, drawn from a demo lot; signing it bills its deposit. Does nothing until demo lots
+    exist, or once it is there (but bills what an older demo contract is missing)."""
     import datetime as dt
 
     from exchange.accounts.services import actor_for
@@ -504,8 +505,13 @@ def load_contracts(session: Session) -> bool:
     exists = select(Contract.id).where(
         Contract.seller_id == seller.id, Contract.buyer_id == buyer.id
     )
-    if session.scalar(exists) is not None:
-        return False
+    existing = session.scalar(exists)
+    if existing is not None:
+        # A demo contract signed before contracts billed their money gets its invoices now.
+        from exchange.contracts import money
+        from exchange.contracts.services import lock_contract
+
+        return money.bill_missing(session, SYSTEM, lock_contract(session, existing)) > 0
     lot = session.scalars(
         select(Lot)
         .where(

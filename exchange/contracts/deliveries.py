@@ -21,7 +21,7 @@ from exchange.audit.services import record_event
 from exchange.catalog.assays import measure
 from exchange.catalog.materials import EndUse
 from exchange.catalog.parameters import DERIVED_QUANTITIES
-from exchange.contracts import drafting, weighbridge
+from exchange.contracts import drafting, money, weighbridge
 from exchange.contracts.actions import Action
 from exchange.contracts.models import Contract, Delivery, DeliveryStatus
 from exchange.contracts.rules import (
@@ -46,17 +46,6 @@ from exchange.contracts.services import (
 )
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound, ValidationError
-
-
-def settlement_ok(contract: Contract) -> bool:
-    """Whether the contract's money is settled, so that it may complete.
-
-    PAYMENTS INTEGRATION POINT: the payments context does not exist yet, so this says True and
-    a contract completes as soon as its deliveries do. Once payments exists, this must return
-    True only when the contract's balance is zero, and payments must call
-    ``complete_if_settled`` after the settling posting.
-    """
-    return True
 
 
 def counted_so_far(contract: Contract, *, excluding: int | None = None) -> Decimal:
@@ -259,7 +248,9 @@ def record_receipt(
     adjusted line by line, or the whole load is rejected. A received weight that differs from
     the dispatched one beyond the flag threshold is flagged. When the accepted tonnes reach the
     contracted quantity within tolerance and nothing is on the road, the contract completes
-    (``settlement_ok`` permitting). Raises ValidationError, Conflict, Forbidden, NotFound.
+    once its money is settled. The accepted value is invoiced (net of the deposit share) and
+    the last delivery settles the deposit (``money``). Raises ValidationError, Conflict,
+    Forbidden, NotFound.
     """
     require_verified_company(session, actor, "trade", performing_contract=True)
     contract = lock_contract(session, contract_id)
@@ -345,6 +336,7 @@ def record_receipt(
             "inter_provincial": contract.inter_provincial,
         },
     )
+    money.on_received(session, actor, contract, delivery)
     complete_if_due(session, actor, contract)
     return delivery
 
@@ -357,7 +349,7 @@ def complete_if_due(session: Session, actor: Actor, contract: Contract) -> bool:
     accepted = accepted_so_far(contract)
     if not delivery_complete(contract.quantity, accepted, contract.tolerance_pct):
         return False
-    if not settlement_ok(contract):
+    if not money.settlement_ok(session, contract):
         return False
     transition(session, actor, contract, ContractEvent.COMPLETED, {"accepted_t": accepted})
     notify_parties(session, contract, "completed")
@@ -365,8 +357,8 @@ def complete_if_due(session: Session, actor: Actor, contract: Contract) -> bool:
 
 
 def complete_if_settled(session: Session, actor: Actor, contract_id: int) -> bool:
-    """Complete the contract if its deliveries are complete and ``settlement_ok`` says so.
+    """Complete the contract if its deliveries are complete and its balance is zero.
 
-    For the payments context to call after a settling posting; True if it completed now.
+    Runs when a money event leaves the contract's balance at zero; True if it completed now.
     """
     return complete_if_due(session, actor, lock_contract(session, contract_id))

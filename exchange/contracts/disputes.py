@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from exchange.accounts.companies import require_admin, require_verified_company
 from exchange.actor import Actor
 from exchange.audit.services import record_event
+from exchange.contracts import money
 from exchange.contracts.actions import Action
 from exchange.contracts.deliveries import complete_if_due
 from exchange.contracts.models import Dispute, DisputeAttachment, DisputeOutcome
@@ -259,6 +260,8 @@ def resolve_dispute(
     dispute_id: int,
     outcome: str,
     decision: str,
+    *,
+    forfeit_fen: int = 0,
 ) -> Dispute:
     """An administrator decides an open dispute: ``resumed`` returns the contract to the state
     it was disputed from, ``terminated`` ends it. The decision text is required and audited.
@@ -280,6 +283,8 @@ def resolve_dispute(
         errors["outcome"] = [str(_l("Choose a decision."))]
     if not decision:
         errors["decision"] = [str(_l("Write the decision and its reasons."))]
+    if forfeit_fen < 0:
+        errors["forfeit_fen"] = [str(_l("The amount cannot be negative."))]
     if errors:
         raise ValidationError(CORRECT_FIELDS, errors)
     result = DisputeOutcome(outcome)
@@ -301,6 +306,16 @@ def resolve_dispute(
         {"dispute_id": dispute.id, "outcome": result.value, "decision": decision},
     )
     contract.disputed_from = None
+    if result is DisputeOutcome.TERMINATED:
+        # The administrator's decision ends the contract: open invoices are cancelled and the
+        # deposit goes back, less what the decision awards the other side.
+        money.on_closed(
+            session,
+            actor,
+            contract,
+            reason=f"terminated: {decision}"[:300],
+            forfeit_fen=forfeit_fen,
+        )
     notify_parties(session, contract, "dispute_resolved")
     complete_if_due(session, actor, contract)
     return dispute

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from exchange.accounts.companies import require_verified_company
 from exchange.actor import SYSTEM, Actor
 from exchange.audit.services import record_event
+from exchange.contracts import money
 from exchange.contracts.actions import Action
 from exchange.contracts.models import Contract, Side
 from exchange.contracts.rules import ContractEvent, ContractStatus
@@ -106,6 +107,8 @@ def request_cancellation(session: Session, actor: Actor, contract_id: int, reaso
     )
     if contract.seller_cancel_requested_at and contract.buyer_cancel_requested_at:
         transition(session, actor, contract, ContractEvent.CANCELLED_BY_MUTUAL_CONSENT)
+        # Cancelled by both sides: no one is at fault, the whole deposit goes back.
+        money.on_closed(session, actor, contract, reason="cancelled by mutual consent")
         notify_parties(session, contract, "cancelled")
     else:
         notify_parties(session, contract, "cancellation_requested")

@@ -18,6 +18,7 @@ from exchange.accounts.models import User
 from exchange.accounts.services import password_matches
 from exchange.actor import Actor
 from exchange.audit.services import record_event
+from exchange.contracts import money
 from exchange.contracts.actions import Action
 from exchange.contracts.models import Contract, Side, Signature
 from exchange.contracts.rules import ContractEvent
@@ -210,5 +211,6 @@ def sign_contract(
         )
         award = lock_award(session, contract.award_id)
         award.status = AwardStatus.CONTRACTED
+        money.on_activated(session, actor, contract)
         notify_parties(session, contract, "activated")
     return signature

@@ -27,7 +27,7 @@ from exchange.accounts.forms import ConfirmForm
 from exchange.actor import Actor
 from exchange.catalog.materials import END_USES, MATERIALS, EndUse
 from exchange.catalog.parameters import ASSAY_PARAMETERS, quantity_names
-from exchange.contracts import deliveries, disputes, lifecycle, pdf, queries, signing
+from exchange.contracts import deliveries, disputes, lifecycle, money, pdf, queries, signing
 from exchange.contracts.actions import Action
 from exchange.contracts.forms import (
     DELIVERY_STATUS_LABELS,
@@ -124,6 +124,7 @@ def show(contract_id: int):  # type: ignore[no-untyped-def]
         actions=actions_for(actor, contract),
         Action=Action,
         events=queries.history(session, contract),
+        money=money.money_view(session, contract),
         records=queries.verify_records(session, contract) if actor.is_admin else None,
         users=queries.signer_names(session, contract),
         confirm_form=ConfirmForm(formdata=None),

@@ -1,16 +1,22 @@
 """A contract's books: the locks every money event takes, and the contract's position.
 
-Every service that moves money on a contract first locks the contract's book row, then the
-invoice row. That order never changes, so two services never deadlock; the book lock
-serialises the contract's audit chain (``contract:<id>``) and deposit netting.
+Every service that moves money on a contract first locks the contract's own row (the lock the
+contracts context takes for every contract event), then the contract's book row, then the
+invoice row. That order never changes, so a payment racing a delivery never deadlocks; the
+contract lock serialises the contract's audit chain (``contract:<id>``) and deposit netting.
+
+When a money event leaves a contract's balance at zero, ``notify_settled`` calls the listeners
+registered with ``on_settled`` (the contracts context completes the contract then), in the
+same transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import column, func, select, table
 from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
@@ -20,12 +26,27 @@ from exchange.payments.ledger import insert_ignoring_duplicates
 from exchange.payments.models import AccountKind, ContractBook, Invoice, LedgerAccount, Posting
 from exchange.payments.rules import InvoiceKind
 
+#: The contracts table as far as payments needs it: the row to lock first.
+_CONTRACTS = table("contracts", column("id"))
+
+
+def lock_contract_row(session: Session, contract_id: int) -> None:
+    """Lock the contract's row (first in the lock order). NotFound if there is no contract."""
+    found = session.execute(
+        select(_CONTRACTS.c.id).where(_CONTRACTS.c.id == contract_id).with_for_update()
+    ).first()
+    if found is None:
+        raise NotFound(_l("No such contract."))
+
 
 def lock_book(session: Session, contract_id: int, currency: str | None = None) -> ContractBook:
-    """The contract's book, created on first use, locked for this transaction.
+    """The contract's book, created on first use, locked for this transaction after the
+    contract's own row.
 
-    Raises Conflict when ``currency`` differs from the contract's (one currency per contract).
+    Raises NotFound for an unknown contract; Conflict when ``currency`` differs from the
+    contract's (one currency per contract).
     """
+    lock_contract_row(session, contract_id)
     if currency is not None:
         insert_ignoring_duplicates(
             session, ContractBook.__table__, {"contract_id": contract_id, "currency": currency}
@@ -178,3 +199,27 @@ def contract_invoices(session: Session, contract_id: int) -> list[Invoice]:
             select(Invoice).where(Invoice.contract_id == contract_id).order_by(Invoice.id)
         )
     )
+
+
+SettledListener = Callable[[Session, Actor, int], object]
+_settled_listeners: list[SettledListener] = []
+
+
+def on_settled(listener: SettledListener) -> SettledListener:
+    """Register ``listener(session, actor, contract_id)`` to run when a money event leaves the
+    contract's balance at zero (registering the same function twice keeps one)."""
+    if listener not in _settled_listeners:
+        _settled_listeners.append(listener)
+    return listener
+
+
+def notify_settled(session: Session, actor: Actor, contract_id: int) -> bool:
+    """Call the settled listeners if the contract's balance is zero now; True if it is.
+
+    The caller holds the contract's locks (it has just moved money on it)."""
+    session.flush()
+    if contract_balance(session, contract_id) != 0:
+        return False
+    for listener in list(_settled_listeners):
+        listener(session, actor, contract_id)
+    return True

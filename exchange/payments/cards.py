@@ -11,6 +11,7 @@ from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound
+from exchange.payments import rules
 from exchange.payments.books import lock_invoice, record_money_event
 from exchange.payments.gateways import stripe_gateway
 from exchange.payments.models import CheckoutSession, ConnectedAccount, Invoice
@@ -18,6 +19,10 @@ from exchange.payments.rules import OPEN_STATUSES, PROCEEDS_KINDS, InvoiceKind
 
 
 def invoice_by_reference(session: Session, reference: str) -> Invoice:
+    """The invoice with this exact reference; NotFound for anything else (a malformed
+    reference is not looked up at all)."""
+    if len(reference) > 40 or rules.parse_reference(reference) != reference:
+        raise NotFound(_l("No such invoice."))
     invoice = session.scalar(select(Invoice).where(Invoice.reference == reference))
     if invoice is None:
         raise NotFound(_l("No such invoice."))

@@ -1,8 +1,8 @@
 """Payments tables: the double-entry ledger, invoices, payments, bank transfers, gateway events,
 Stripe Checkout sessions and connected accounts.
 
-Contracts are referenced by a plain ``contract_id`` for now.
-# FK to contracts.id added when contracts lands
+Invoices and contract books name their contract by a foreign key; ledger rows carry the
+contract's id for grouping.
 Ledger transactions and postings are never updated or deleted (PostgreSQL and SQLite triggers
 refuse it); a correction is a reversing transaction. PostgreSQL also refuses, at commit, any
 transaction whose postings do not sum to zero per currency.
@@ -116,13 +116,14 @@ class LedgerAccount(Base):
 
 class ContractBook(Base):
     """The payments side of one contract: its currency, and the row whose lock serialises the
-    contract's money events and its audit chain until the contracts context holds its own."""
+    contract's money events; it is always locked after the contract's own row."""
 
     __tablename__ = "contract_books"
     __table_args__ = (CheckConstraint("length(currency) = 3", name="currency_code"),)
 
-    # FK to contracts.id added when contracts lands
-    contract_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="RESTRICT"), primary_key=True, autoincrement=False
+    )
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
@@ -161,8 +162,7 @@ class Invoice(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     #: ``RMX-INV-XXXX-XXXX-C``: what the payer writes on a bank transfer (check symbol last).
     reference: Mapped[str] = mapped_column(String(24), unique=True)
-    # FK to contracts.id added when contracts lands
-    contract_id: Mapped[int] = mapped_column(Integer)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="RESTRICT"))
     #: The accepted delivery a delivery invoice bills (no FK until contracts lands).
     delivery_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind, 12))
@@ -287,7 +287,7 @@ class LedgerTransaction(Base):
     currency: Mapped[str] = mapped_column(String(3))
     #: What the transaction does once: ``payment:12``, ``release:7``... (unique when set).
     idem_key: Mapped[str | None] = mapped_column(String(80), unique=True)
-    # FK to contracts.id added when contracts lands
+    #: The contract the money belongs to (its invoices and book carry the foreign key).
     contract_id: Mapped[int] = mapped_column(Integer)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"))
@@ -330,7 +330,6 @@ class Posting(Base):
     amount_fen: Mapped[int] = mapped_column(Fen)
     currency: Mapped[str] = mapped_column(String(3))
     # What caused it, copied from the transaction so balances filter without a join.
-    # FK to contracts.id added when contracts lands
     contract_id: Mapped[int] = mapped_column(Integer)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="RESTRICT"))
     gateway_event_id: Mapped[int | None] = mapped_column(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from exchange.actor import Actor
 from exchange.payments.models import (
     BankTransfer,
     GatewayEvent,
@@ -14,7 +15,7 @@ from exchange.payments.models import (
     Invoice,
     Payment,
 )
-from exchange.payments.rules import InvoiceStatus
+from exchange.payments.rules import InvoiceKind, InvoiceStatus
 
 PAGE = 200
 
@@ -36,6 +37,39 @@ def invoices(
     if contract_id is not None:
         query = query.where(Invoice.contract_id == contract_id)
     return list(session.scalars(query.order_by(Invoice.id.desc()).limit(limit)))
+
+
+def invoices_query(
+    actor: Actor,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    contract_id: int | None = None,
+) -> Select[Invoice]:
+    """The invoices ``actor`` may see (their company's as payer or payee; administrators all),
+    newest first. A user without a company sees none."""
+    query = select(Invoice)
+    if not actor.is_admin:
+        company = actor.company_id if actor.company_id is not None else -1
+        query = query.where(or_(Invoice.payer_id == company, Invoice.payee_id == company))
+    if status:
+        query = query.where(Invoice.status == InvoiceStatus(status))
+    if kind:
+        query = query.where(Invoice.kind == InvoiceKind(kind))
+    if contract_id is not None:
+        query = query.where(Invoice.contract_id == contract_id)
+    return query.order_by(Invoice.id.desc())
+
+
+def payments_query(actor: Actor, *, contract_id: int | None = None) -> Select[Payment]:
+    """Money received on the invoices ``actor`` may see, newest first."""
+    query = select(Payment).join(Invoice, Payment.invoice_id == Invoice.id)
+    if not actor.is_admin:
+        company = actor.company_id if actor.company_id is not None else -1
+        query = query.where(or_(Invoice.payer_id == company, Invoice.payee_id == company))
+    if contract_id is not None:
+        query = query.where(Invoice.contract_id == contract_id)
+    return query.order_by(Payment.id.desc())
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from exchange.actor import Actor
 from exchange.db import utcnow
 from exchange.errors import Conflict
 from exchange.payments import ledger
-from exchange.payments.books import lock_invoice, record_money_event
+from exchange.payments.books import lock_invoice, notify_settled, record_money_event
 from exchange.payments.models import AccountKind, Gateway, Invoice, Payment, TxnKind
 from exchange.payments.rules import InvoiceKind, InvoiceStatus, apply_payment, invoice_status
 
@@ -146,6 +146,7 @@ def record_payment(
         },
     )
     release_if_paid(session, actor, invoice)
+    notify_settled(session, actor, invoice.contract_id)
     return payment
 
 

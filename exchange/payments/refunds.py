@@ -20,7 +20,13 @@ from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.errors import Conflict, ValidationError
 from exchange.payments import gateways, ledger, rules
-from exchange.payments.books import deposit_held, lock_book, lock_invoice, record_money_event
+from exchange.payments.books import (
+    deposit_held,
+    lock_book,
+    lock_invoice,
+    notify_settled,
+    record_money_event,
+)
 from exchange.payments.invoices import new_invoice
 from exchange.payments.models import AccountKind, Gateway, Invoice, Payment, TxnKind
 from exchange.payments.rules import InvoiceKind, InvoiceStatus, invoice_status
@@ -270,6 +276,7 @@ def pay_out_refund(
         refund_invoice,
         {"gateway": gateway, "amount_fen": amount, "memo": memo},
     )
+    notify_settled(session, actor, refund_invoice.contract_id)
     return True
 
 

@@ -47,6 +47,21 @@ def stripe_fake() -> Iterator[fake_stripe.FakeStripe]:
     server.shutdown()
 
 
+def _contract(session, seller_id: int, buyer_id: int, quantity: str, price: str) -> int:
+    """A contract between two demo companies, awaiting signatures (nothing billed yet)."""
+    from exchange.contracts.services import create_contract_from_award
+    from tests.support.contracts import make_award
+
+    award = make_award(
+        session,
+        producer=session.get(Company, seller_id),
+        buyer=session.get(Company, buyer_id),
+        quantity=quantity,
+        price=price,
+    )
+    return create_contract_from_award(session, SYSTEM, award.id).id
+
+
 @pytest.fixture(scope="module")
 def exchange_site(tmp_path_factory, stripe_fake) -> Iterator[dict]:
     """A live exchange with Stripe pointed at the fake, the demo data and, per language, the
@@ -70,8 +85,10 @@ def exchange_site(tmp_path_factory, stripe_fake) -> Iterator[dict]:
         load(s)
         by_email = {c.contact_email: c.id for c in s.scalars(select(Company)).all()}
         steel, alumina, cement = by_email[TANGSHAN], by_email[BINZHOU], by_email[ZIBO]
-        for n, (lang, *_rest) in enumerate(CASES):
-            sale, earlier, disposal = 9100 + n * 10, 9101 + n * 10, 9102 + n * 10
+        for lang, *_rest in CASES:
+            sale = _contract(s, alumina, steel, "2000", "35.00")
+            earlier = _contract(s, alumina, steel, "360", "35.00")
+            disposal = _contract(s, alumina, cement, "1500", "-20.00")
             # 2,000 t at 35.00 CNY/t, 10 % deposit: the steel mill pays the refinery.
             value = rules.value_fen(Decimal("2000.000"), Decimal("35.00"))
             money = rules.direction(alumina, steel, value)

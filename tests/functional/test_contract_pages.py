@@ -441,3 +441,47 @@ def test_the_pdf_prints_the_chinese_title_the_hash_and_the_signatures(app, db, c
     assert deal.contract.terms["seller"]["name_zh"] in text
     font = reader.pages[0]["/Resources"]["/Font"]["/F1"].get_object()
     assert str(font["/BaseFont"]).endswith("+NotoSansSC")  # embedded subset, not a core font
+
+
+# --- the contract's money on its page -------------------------------------------------------
+
+
+def test_before_signing_the_page_says_what_deposit_is_coming(client, world):
+    _as(client, world, BUYER)
+    page = client.get(f"/contracts/{world['deal'].contract.id}").get_data(as_text=True)
+    assert 'id="money"' in page and "is billed when both sides have signed" in page
+    assert "contract-invoices" not in page
+
+
+@pytest.mark.parametrize("who", [SELLER, BUYER, ADMIN])
+def test_after_activation_the_page_shows_the_deposit_invoice_and_the_balance(
+    app, db, client, world, who
+):
+    from exchange.payments.models import Invoice
+
+    deal = _active(app, db, world)
+    deposit = db.scalar(select(Invoice).where(Invoice.contract_id == deal.contract.id))
+    _as(client, world, who)
+    page = client.get(f"/contracts/{deal.contract.id}").get_data(as_text=True)
+    assert deposit.reference in page
+    assert f"/payments/invoices/{deposit.reference}" in page
+    assert f'data-balance-fen="{deposit.amount_fen}"' in page
+    # the invoice link works for both companies and administrators
+    assert client.get(f"/payments/invoices/{deposit.reference}").status_code == 200
+
+
+def test_a_delivered_contract_shows_what_holds_its_completion(app, db, client, world):
+    deal, delivery = _in_delivery(app, db, world)
+    _as(client, world, BUYER)
+    page = client.get(f"/contracts/{deal.contract.id}").get_data(as_text=True)
+    assert "completion-blockers" in page and "on the road" in page
+    with app.test_request_context():
+        deliveries.record_receipt(
+            db,
+            deal.buyer_actor,
+            deal.contract.id,
+            delivery.id,
+            {"received_on": dt.date.today(), "received_gross_t": 49, "received_tare_t": 15},
+        )
+    page = client.get(f"/contracts/{deal.contract.id}").get_data(as_text=True)
+    assert "still to be paid or paid back" in page

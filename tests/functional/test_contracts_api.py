@@ -752,8 +752,9 @@ def test_a_second_dispute_while_one_is_open_is_a_conflict(world, client, db):
 
 
 def test_a_contract_from_signatures_to_completion_through_the_api(app, db, client):
-    """Both sign, the seller dispatches two loads, the buyer receives them, the contract
-    completes; every step is in the contract's audit chain and the chains verify."""
+    """Both sign, the seller dispatches two loads, the buyer receives them, the invoices are
+    paid and the contract completes; every step is in the contract's audit chain and the
+    chains verify."""
     with app.test_request_context():
         deal = make_deal(db, quantity="68")
     seller = bearer(make_token(db, deal.seller_owner))
@@ -784,6 +785,27 @@ def test_a_contract_from_signatures_to_completion_through_the_api(app, db, clien
             headers=buyer,
         )
         assert received.get_json()["status"] == "accepted", received.get_json()
+
+    # delivered, but the disposal fee is still to pay: the exchange records the producer's
+    # bank transfers for each open invoice, and the last one completes the contract
+    assert client.get(url, headers=buyer).get_json()["status"] == "in_delivery"
+    invoices = client.get(
+        f"/api/v1/invoices?contract_id={deal.contract.id}", headers=seller
+    ).get_json()
+    open_ = [i for i in invoices if i["open_fen"] > 0]
+    assert open_ and all(i["payer_id"] == deal.seller.id for i in open_)
+    for invoice in open_:
+        paid = client.post(
+            "/api/v1/bank-transfers",
+            json={
+                "received_on": dt.date.today().isoformat(),
+                "amount_fen": invoice["open_fen"],
+                "reference_text": invoice["reference"],
+                "payer_name": "seller",
+            },
+            headers=admin,
+        )
+        assert paid.get_json()["outcome"] == "matched", paid.get_json()
 
     final = client.get(url, headers=buyer).get_json()
     assert final["status"] == "completed" and final["allowed_actions"] == []

@@ -35,8 +35,8 @@ WHO = [ANON, OTHER, PAYER, PAYEE, ADMIN]
 @pytest.fixture()
 def world(app, db, parties):
     other, other_owner = make_company(db)
-    contract = new_contract_id()
     with app.test_request_context():
+        contract = new_contract_id(db, parties)
         invoice = services.issue_deposit_invoice(
             db, SYSTEM, contract, parties["buyer"].id, parties["producer"].id, 1_234_500
         )
@@ -108,7 +108,7 @@ def admin_world(app, db, world):
     p = world["parties"]
     with app.test_request_context():
         paid = services.issue_deposit_invoice(
-            db, SYSTEM, new_contract_id(), p["buyer"].id, p["producer"].id, 500_000
+            db, SYSTEM, new_contract_id(db, p), p["buyer"].id, p["producer"].id, 500_000
         )
         bank_pay(db, paid, 500_000)
         refund = admin_refund(db, p["admin_actor"], paid.id, 100_000, reason="short")

@@ -20,9 +20,10 @@ from exchange.contracts.services import create_contract_from_award
 from exchange.db import utcnow
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
 from exchange.notifications.models import EmailMessage
+from exchange.payments import services as payments
 from exchange.trading.models import AwardStatus
 from tests.support.builders import PASSWORD, actor_of, make_company, make_user
-from tests.support.contracts import make_award, make_deal
+from tests.support.contracts import make_award, make_deal, pay_everything
 
 TODAY = dt.date.today()
 
@@ -62,14 +63,17 @@ def _receive(db, deal, delivery, gross="49.000", tare="15.000", **extra):
     return deliveries.record_receipt(db, deal.buyer_actor, deal.contract.id, delivery.id, data)
 
 
-def _actions(db, contract_id):
-    return list(
-        db.scalars(
+def _actions(db, contract_id, prefix="contracts:"):
+    """The contract's own events on its chain (the money events share the chain)."""
+    return [
+        action
+        for action in db.scalars(
             select(AuditEvent.action)
             .where(AuditEvent.chain_key == f"contract:{contract_id}")
             .order_by(AuditEvent.chain_seq)
         )
-    )
+        if action.startswith(prefix)
+    ]
 
 
 # --- drafting -------------------------------------------------------------------------------
@@ -376,7 +380,7 @@ def test_partial_rejection_needs_a_reason(db):
     assert d.status is DeliveryStatus.PARTIALLY_ACCEPTED and d.accepted_t == D("30.000")
 
 
-def test_deliveries_reaching_the_quantity_complete_the_contract(db):
+def test_deliveries_reaching_the_quantity_complete_the_contract_once_paid(db):
     deal = make_deal(db, quantity="100")
     _sign_both(db, deal)
     first = _dispatch(db, deal, gross="70", tare="20")  # 50 t
@@ -384,20 +388,26 @@ def test_deliveries_reaching_the_quantity_complete_the_contract(db):
     _receive(db, deal, first, gross="70", tare="20")
     assert deal.contract.status is ContractStatus.IN_DELIVERY  # one load still on the road
     _receive(db, deal, second, gross="66", tare="20")
+    # delivered, but the disposal fee is not paid yet
+    assert deal.contract.status is ContractStatus.IN_DELIVERY
+    assert payments.contract_balance(db, deal.contract.id) > 0
+    pay_everything(db, deal.contract.id)
+    assert payments.contract_balance(db, deal.contract.id) == 0
     assert deal.contract.status is ContractStatus.COMPLETED
     assert _actions(db, deal.contract.id)[-1] == "contracts:contract:completed"
 
 
-def test_completion_waits_for_settlement_once_payments_says_no(db, monkeypatch):
+def test_completion_waits_for_a_zero_balance(db):
     deal = make_deal(db, quantity="50")
     _sign_both(db, deal)
-    monkeypatch.setattr(deliveries, "settlement_ok", lambda contract: False)
     d = _dispatch(db, deal, gross="70", tare="20")
     _receive(db, deal, d, gross="70", tare="20")
     assert deal.contract.status is ContractStatus.IN_DELIVERY
-    monkeypatch.setattr(deliveries, "settlement_ok", lambda contract: True)
-    assert deliveries.complete_if_settled(db, SYSTEM, deal.contract.id)
+    assert not deliveries.complete_if_settled(db, SYSTEM, deal.contract.id)
+    assert deal.contract.status is ContractStatus.IN_DELIVERY
+    pay_everything(db, deal.contract.id)
     assert deal.contract.status is ContractStatus.COMPLETED
+    assert not deliveries.complete_if_settled(db, SYSTEM, deal.contract.id)
 
 
 # --- disputes -------------------------------------------------------------------------------
@@ -449,6 +459,7 @@ def _full_life(db):
     _sign_both(db, deal)
     d = _dispatch(db, deal, gross="70", tare="20")
     _receive(db, deal, d, gross="70", tare="20")
+    pay_everything(db, deal.contract.id)
     return deal
 
 

@@ -25,7 +25,7 @@ DAY = dt.date(2026, 12, 3)
 
 
 def _invoice(db, parties, amount=1_000_000, **kw):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = services.issue_deposit_invoice(
         db, SYSTEM, contract, parties["buyer"].id, parties["producer"].id, amount, **kw
     )

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from exchange import create_app
+from exchange.accounts.models import Company
 from exchange.actor import SYSTEM
 from exchange.db import session_scope
 from exchange.payments import bank, ledger, receipts, rules, services
@@ -26,7 +27,7 @@ from exchange.payments.models import GatewayEvent, Invoice, LedgerTransaction, P
 from tests.conftest import BACKENDS, TEST_CONFIG, create_database, drop_database
 from tests.support import fake_stripe
 from tests.support.builders import actor_of, make_company, make_user
-from tests.support.payments import STRIPE_KEY, WEBHOOK_SECRET
+from tests.support.payments import STRIPE_KEY, WEBHOOK_SECRET, new_contract_id
 
 ROUNDS = 4
 PAUSE = 0.15
@@ -57,10 +58,14 @@ def committed(request, tmp_path, fake_stripe_server):
 
 def _invoice(app, ids, amount=1_000_000) -> tuple[int, str]:
     with app.app_context(), app.test_request_context(), session_scope(app) as s:
+        parties = {
+            "producer": s.get(Company, ids["producer"]),
+            "buyer": s.get(Company, ids["buyer"]),
+        }
         invoice = services.issue_deposit_invoice(
             s,
             SYSTEM,
-            80_000 + int(time.time() * 1000) % 10_000_000,
+            new_contract_id(s, parties),
             ids["buyer"],
             ids["producer"],
             amount,

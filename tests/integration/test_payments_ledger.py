@@ -53,7 +53,7 @@ def _delivery(db, parties, contract_id, gross, **kw):
 
 
 def test_a_deposit_invoice_is_issued_posted_and_audited_on_the_contract_chain(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _deposit(db, parties, contract)
     assert invoice.status is InvoiceStatus.ISSUED and invoice.open_fen == DEPOSIT
     assert rules.parse_reference(invoice.reference) == invoice.reference
@@ -62,16 +62,18 @@ def test_a_deposit_invoice_is_issued_posted_and_audited_on_the_contract_chain(db
     events = db.scalars(
         select(AuditEvent.action).where(AuditEvent.chain_key == f"contract:{contract}")
     ).all()
-    assert events == ["payments:invoice:issued"]
-    mail = db.scalar(
-        select(EmailMessage).where(EmailMessage.recipient == parties["buyer_owner"].email)
-    )
+    assert events == ["contracts:contract:created", "payments:invoice:issued"]
+    mail = db.scalars(
+        select(EmailMessage)
+        .where(EmailMessage.recipient == parties["buyer_owner"].email)
+        .order_by(EmailMessage.id.desc())
+    ).first()
     assert mail is not None and invoice.reference in mail.body
     assert_books_consistent(db, [contract])
 
 
 def test_a_paid_deposit_is_held_and_netted_pro_rata_against_deliveries(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     deposit = _deposit(db, parties, contract)
     bank_pay(db, deposit, DEPOSIT)
     assert deposit.status is InvoiceStatus.PAID
@@ -90,7 +92,7 @@ def test_a_paid_deposit_is_held_and_netted_pro_rata_against_deliveries(db, parti
 
 
 def test_a_negative_price_makes_the_producer_pay_and_the_buyer_receive(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     value = rules.value_fen(D("1000.000"), D("-20.00"))
     money = rules.direction(parties["producer"].id, parties["buyer"].id, value)
     assert money.payer_id == parties["producer"].id and money.producer_pays
@@ -113,7 +115,7 @@ def test_a_negative_price_makes_the_producer_pay_and_the_buyer_receive(db, parti
 
 
 def test_partial_payments_then_an_overpayment_are_shown_and_owed_back(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _delivery(db, parties, contract, 1_000_000)
     bank_pay(db, invoice, 300_000)
     assert invoice.status is InvoiceStatus.PARTIALLY_PAID and invoice.open_fen == 700_000
@@ -125,7 +127,7 @@ def test_partial_payments_then_an_overpayment_are_shown_and_owed_back(db, partie
 
 
 def test_the_same_money_is_never_counted_twice(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _deposit(db, parties, contract)
     first = bank_pay(db, invoice, DEPOSIT, ref="transfer:x")
     again = bank_pay(db, invoice, DEPOSIT, ref="transfer:x")
@@ -135,14 +137,14 @@ def test_the_same_money_is_never_counted_twice(db, parties):
 
 
 def test_a_delivery_is_invoiced_once(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     _delivery(db, parties, contract, 100_000, delivery_id=7)
     with pytest.raises(Conflict):
         _delivery(db, parties, contract, 100_000, delivery_id=7)
 
 
 def test_a_delivery_fully_covered_by_the_deposit_is_paid_at_once(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     deposit = _deposit(db, parties, contract, amount=VALUE)  # a 100 % deposit
     bank_pay(db, deposit, VALUE)
     invoice = _delivery(db, parties, contract, VALUE // 2)
@@ -152,7 +154,7 @@ def test_a_delivery_fully_covered_by_the_deposit_is_paid_at_once(db, parties):
 
 
 def test_settlement_nets_the_rest_of_the_deposit_and_returns_what_is_left(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     deposit = _deposit(db, parties, contract)
     bank_pay(db, deposit, DEPOSIT)
     delivery = _delivery(db, parties, contract, VALUE // 2)
@@ -178,7 +180,7 @@ def test_settlement_nets_the_rest_of_the_deposit_and_returns_what_is_left(db, pa
 
 
 def test_settlement_with_an_amount_nets_the_deposit_against_it(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     bank_pay(db, _deposit(db, parties, contract), DEPOSIT)
     result = services.issue_settlement(
         db, SYSTEM, contract, parties["buyer"].id, parties["producer"].id, 5_000_000
@@ -189,7 +191,7 @@ def test_settlement_with_an_amount_nets_the_deposit_against_it(db, parties):
 
 
 def test_cancelling_a_partly_paid_invoice_turns_the_payment_into_a_refund(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _deposit(db, parties, contract)
     bank_pay(db, invoice, 500_000)
     refund = services.cancel_invoice(db, SYSTEM, invoice.id, reason="contract cancelled")
@@ -202,7 +204,7 @@ def test_cancelling_a_partly_paid_invoice_turns_the_payment_into_a_refund(db, pa
 
 
 def test_money_arriving_for_a_cancelled_invoice_is_owed_back_in_full(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _deposit(db, parties, contract)
     services.cancel_invoice(db, SYSTEM, invoice.id, reason="cancelled")
     bank_pay(db, invoice, 123_400)
@@ -211,7 +213,7 @@ def test_money_arriving_for_a_cancelled_invoice_is_owed_back_in_full(db, parties
 
 
 def test_closing_a_cancelled_contract_forfeits_and_returns_the_deposit(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     bank_pay(db, _deposit(db, parties, contract), DEPOSIT)
     open_delivery = _delivery(db, parties, contract, VALUE // 4)
     closure = services.close_contract(
@@ -226,7 +228,7 @@ def test_closing_a_cancelled_contract_forfeits_and_returns_the_deposit(db, parti
 
 
 def test_a_refund_of_a_paid_delivery_takes_the_fee_back_pro_rata(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _delivery(db, parties, contract, 1_000_000)
     bank_pay(db, invoice, 1_000_000)
     refund = admin_refund(db, parties["admin_actor"], invoice.id, 400_000, reason="short weight")
@@ -239,7 +241,7 @@ def test_a_refund_of_a_paid_delivery_takes_the_fee_back_pro_rata(db, parties):
 
 
 def test_refunds_and_cancellations_need_an_administrator_and_a_reason(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _delivery(db, parties, contract, 1_000_000)
     with pytest.raises(Forbidden):
         admin_cancel_invoice(db, parties["buyer_actor"], invoice.id, reason="x")
@@ -252,7 +254,7 @@ def test_refunds_and_cancellations_need_an_administrator_and_a_reason(db, partie
 
 
 def test_a_contract_balance_is_zero_only_when_everything_is_settled(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     deposit = _deposit(db, parties, contract)
     assert services.contract_balance(db, contract) == DEPOSIT
     bank_pay(db, deposit, DEPOSIT)
@@ -265,7 +267,7 @@ def test_a_contract_balance_is_zero_only_when_everything_is_settled(db, parties)
 
 
 def test_one_currency_per_contract(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     _deposit(db, parties, contract)
     with pytest.raises(Conflict):
         services.issue_fee_invoice(db, SYSTEM, contract, parties["buyer"].id, 100, currency="USD")
@@ -284,7 +286,7 @@ def test_an_unbalanced_transaction_is_refused_before_it_reaches_the_database(db,
 
 
 def test_a_correction_is_a_reversing_transaction(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _deposit(db, parties, contract)
     issued = db.scalar(
         select(LedgerTransaction).where(
@@ -301,7 +303,7 @@ def test_a_correction_is_a_reversing_transaction(db, parties):
 
 
 def test_verify_finds_an_unbalanced_transaction_and_the_cli_exits_non_zero(app, db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = _deposit(db, parties, contract)
     runner = CliRunner()
     with app.app_context():
@@ -337,7 +339,7 @@ def test_verify_finds_an_unbalanced_transaction_and_the_cli_exits_non_zero(app, 
     ],
 )
 def test_postings_are_append_only_in_the_database(db, parties, statement):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     _deposit(db, parties, contract)
     db.flush()
     nested = db.begin_nested()
@@ -384,7 +386,7 @@ def test_postgresql_refuses_an_unbalanced_transaction_at_commit(app, backend_nam
 
 
 def test_every_money_event_keeps_the_contract_chain_intact(db, parties):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     deposit = _deposit(db, parties, contract)
     bank_pay(db, deposit, DEPOSIT)
     services.close_contract(db, SYSTEM, contract, reason="mutual consent")
@@ -393,7 +395,8 @@ def test_every_money_event_keeps_the_contract_chain_intact(db, parties):
         .where(AuditEvent.chain_key == f"contract:{contract}")
         .order_by(AuditEvent.chain_seq)
     ).all()
-    assert actions[:3] == [
+    assert actions[:4] == [
+        "contracts:contract:created",
         "payments:invoice:issued",
         "payments:payment:received",
         "payments:invoice:paid",

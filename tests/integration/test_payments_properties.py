@@ -48,7 +48,7 @@ class Run:
 
     def __init__(self, db, parties, fake, data) -> None:
         self.db, self.parties, self.fake, self.data = db, parties, fake, data
-        self.contract = new_contract_id()
+        self.contract = new_contract_id(db, parties)
         self.buyer, self.producer = parties["buyer"].id, parties["producer"].id
         self.queue: list[dict] = []
         self.delivered: list[dict] = []

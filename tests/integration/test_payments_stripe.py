@@ -34,7 +34,7 @@ URLS = {"success_url": "http://exchange.test/ok", "cancel_url": "http://exchange
 
 
 def _deposit(db, parties, amount=2_000_000):
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = services.issue_deposit_invoice(
         db, SYSTEM, contract, parties["buyer"].id, parties["producer"].id, amount
     )
@@ -211,7 +211,7 @@ def test_connect_onboarding_then_a_destination_charge_keeps_the_fee(db, parties,
     )
     assert deliver(db, ready) == "applied" and deliver(db, stale) == "applied"
     assert db.get(ConnectedAccount, account.id).charges_enabled
-    contract = new_contract_id()
+    contract = new_contract_id(db, parties)
     invoice = services.issue_delivery_invoice(
         db,
         SYSTEM,

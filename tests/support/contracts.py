@@ -94,3 +94,42 @@ def make_deal(db: Session, *, seller_role: Role = Role.OWNER, **award_fields: ob
     award = make_award(db, producer=seller, buyer=buyer, **award_fields)
     contract = create_contract_from_award(db, SYSTEM, award.id)
     return Deal(contract, seller, buyer, seller_owner, buyer_owner)
+
+
+def pay_everything(db: Session, contract_id: int) -> int:
+    """Pay every open invoice of the contract in full by bank transfer and pay every refund
+    out, as the parties and the exchange would; returns how many invoices were paid."""
+    from sqlalchemy import select
+
+    from exchange.payments.models import Gateway, Invoice
+    from exchange.payments.receipts import record_payment
+    from exchange.payments.refunds import pay_out_refund
+    from exchange.payments.rules import OPEN_STATUSES, InvoiceKind
+
+    done = 0
+    for _round in range(5):
+        invoices = db.scalars(
+            select(Invoice).where(Invoice.contract_id == contract_id).order_by(Invoice.id)
+        ).all()
+        moved = False
+        for invoice in invoices:
+            if invoice.kind is InvoiceKind.REFUND:
+                if invoice.cancelled_at is None and invoice.paid_fen < invoice.amount_fen:
+                    pay_out_refund(db, SYSTEM, invoice.id, gateway=Gateway.BANK)
+                    moved = True
+                    done += 1
+            elif invoice.status in OPEN_STATUSES and invoice.open_fen > 0:
+                record_payment(
+                    db,
+                    SYSTEM,
+                    invoice.id,
+                    gateway=Gateway.BANK,
+                    external_ref=f"pay-everything:{invoice.id}:{invoice.paid_fen}",
+                    amount_fen=invoice.open_fen,
+                    currency=invoice.currency,
+                )
+                moved = True
+                done += 1
+        if not moved:
+            break
+    return done

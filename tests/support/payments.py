@@ -6,7 +6,6 @@ Test modules import the fixtures they use (``from tests.support.payments import 
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 
@@ -24,12 +23,22 @@ from tests.support.builders import actor_of, make_company, make_user
 
 WEBHOOK_SECRET = "whsec_test_secret"
 STRIPE_KEY = "sk_test_fake"
-_contracts = itertools.count(70_000)
 
 
-def new_contract_id() -> int:
-    """An arbitrary contract id (contracts are not on this branch yet)."""
-    return next(_contracts)
+def new_contract_id(session: Session, parties: dict, *, price: str = "100.00") -> int:
+    """A fresh contract between the parties' producer (seller) and buyer, awaiting signatures
+    (so no contract event has billed anything yet): the id the payments services take."""
+    from exchange.contracts.services import create_contract_from_award
+    from tests.support.contracts import make_award
+
+    award = make_award(
+        session,
+        producer=parties["producer"],
+        buyer=parties["buyer"],
+        quantity="2000",
+        price=price,
+    )
+    return create_contract_from_award(session, SYSTEM, award.id).id
 
 
 @pytest.fixture()
