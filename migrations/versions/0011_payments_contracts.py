@@ -1,7 +1,7 @@
 """payments_contracts: invoices and contract books name their contract by a foreign key
 
 Revision ID: 0011_payments_contracts
-Revises: 0006_demand
+Revises: 0011_notifications
 Create Date: 2026-11-28 15:30:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0011_payments_contracts"
-down_revision: Union[str, Sequence[str], None] = "0006_demand"
+down_revision: Union[str, Sequence[str], None] = "0011_notifications"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
