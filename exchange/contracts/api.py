@@ -350,7 +350,13 @@ class Decision(MethodView):
         """Decide an open dispute (administrators): resume the contract or terminate it"""
         session, actor, _contract = _visible(contract_id)
         dispute = disputes.resolve_dispute(
-            session, actor, contract_id, dispute_id, data["outcome"], data["decision"]
+            session,
+            actor,
+            contract_id,
+            dispute_id,
+            data["outcome"],
+            data["decision"],
+            forfeit_fen=data["forfeit_fen"],
         )
         commit(session)
         return dispute

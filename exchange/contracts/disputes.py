@@ -285,6 +285,8 @@ def resolve_dispute(
         errors["decision"] = [str(_l("Write the decision and its reasons."))]
     if forfeit_fen < 0:
         errors["forfeit_fen"] = [str(_l("The amount cannot be negative."))]
+    elif forfeit_fen and outcome != DisputeOutcome.TERMINATED:
+        errors["forfeit_fen"] = [str(_l("A deposit is forfeited only when the contract ends."))]
     if errors:
         raise ValidationError(CORRECT_FIELDS, errors)
     result = DisputeOutcome(outcome)
@@ -309,13 +311,16 @@ def resolve_dispute(
     if result is DisputeOutcome.TERMINATED:
         # The administrator's decision ends the contract: open invoices are cancelled and the
         # deposit goes back, less what the decision awards the other side.
-        money.on_closed(
-            session,
-            actor,
-            contract,
-            reason=f"terminated: {decision}"[:300],
-            forfeit_fen=forfeit_fen,
-        )
+        try:
+            money.on_closed(
+                session,
+                actor,
+                contract,
+                reason=f"terminated: {decision}"[:300],
+                forfeit_fen=forfeit_fen,
+            )
+        except Conflict as exc:  # more forfeited than the deposit held: the field is wrong
+            raise ValidationError(CORRECT_FIELDS, {"forfeit_fen": [str(exc.message)]}) from exc
     notify_parties(session, contract, "dispute_resolved")
     complete_if_due(session, actor, contract)
     return dispute

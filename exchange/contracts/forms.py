@@ -226,4 +226,19 @@ class DecisionForm(FlaskForm):
         _l("Decision and reasons (shown to both parties)"),
         validators=[DataRequired(REQUIRED), Length(max=5000)],
     )
+    #: In CNY on the form; named like the service's field so that its errors land here.
+    forfeit_fen = DecimalField(
+        _l("Deposit forfeited to the other party (CNY)"),
+        places=2,
+        validators=[Optional(), NumberRange(min=0)],
+        description=_l(
+            "Only when terminating: this much of the held deposit goes to the other party as "
+            "the terms provide; the rest is returned. Leave empty to return it all."
+        ),
+    )
     submit = SubmitField(_l("Record the decision"))
+
+    @property
+    def forfeit_in_fen(self) -> int:
+        value = self.forfeit_fen.data
+        return int((value * 100).to_integral_value()) if value is not None else 0

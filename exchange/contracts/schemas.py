@@ -217,6 +217,14 @@ class DecisionSchema(ma.Schema):
         },
     )
     decision = Text(5000, required=True, metadata={"description": "Shown to both parties."})
+    forfeit_fen = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=10**15),
+        metadata={
+            "description": "Only with `terminated`: fen of the held deposit that go to the "
+            "other party as the terms provide; the rest is returned."
+        },
+    )
 
 
 # --- dump: what clients read ------------------------------------------------------------------

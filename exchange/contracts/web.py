@@ -343,7 +343,13 @@ def decide(contract_id: int, dispute_id: int):  # type: ignore[no-untyped-def]
         Action.RESOLVE_DISPUTE,
         form,
         lambda s, a, c: disputes.resolve_dispute(
-            s, a, c.id, dispute_id, form.outcome.data, form.decision.data
+            s,
+            a,
+            c.id,
+            dispute_id,
+            form.outcome.data,
+            form.decision.data,
+            forfeit_fen=form.forfeit_in_fen,
         ),
         _("The decision is recorded."),
         "contracts/decide.html",

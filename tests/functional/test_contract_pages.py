@@ -485,3 +485,42 @@ def test_a_delivered_contract_shows_what_holds_its_completion(app, db, client, w
         )
     page = client.get(f"/contracts/{deal.contract.id}").get_data(as_text=True)
     assert "still to be paid or paid back" in page
+
+
+def test_terminating_a_dispute_forfeits_the_deposit_the_administrator_names(app, db, client, world):
+    """The decision page takes the forfeit in CNY; more than the deposit held, or a forfeit on a
+    resumed contract, is a field error with nothing decided."""
+    from exchange.contracts import disputes
+    from exchange.payments.models import Invoice
+    from exchange.payments.rules import InvoiceKind
+    from tests.support.payments import bank_pay
+
+    deal = _active(app, db, world)
+    with app.test_request_context():
+        [deposit] = db.scalars(select(Invoice).where(Invoice.contract_id == deal.contract.id))
+        bank_pay(db, deposit, deposit.amount_fen)
+        dispute = disputes.open_dispute(db, deal.seller_actor, deal.contract.id, "买方拒不提货")
+    url = f"/contracts/{deal.contract.id}/disputes/{dispute.id}/decide"
+    _as(client, world, ADMIN)
+    held_yuan = deposit.amount_fen / 100
+    for outcome, forfeit in [("terminated", f"{held_yuan + 1:.2f}"), ("resumed", "10.00")]:
+        refused = _post(
+            client, url, {"outcome": outcome, "decision": "违约", "forfeit_fen": forfeit}
+        )
+        assert refused.status_code == 422
+        assert 'id="forfeit_fen"' in refused.get_data(as_text=True)
+        assert "invalid-feedback" in refused.get_data(as_text=True)
+        db.expire_all()
+        assert db.get(Dispute, dispute.id).is_open
+    done = _post(
+        client, url, {"outcome": "terminated", "decision": "违约成立", "forfeit_fen": "100.00"}
+    )
+    assert done.status_code == 302
+    db.expire_all()
+    assert deal.contract.status is ContractStatus.TERMINATED
+    [refund] = db.scalars(
+        select(Invoice).where(
+            Invoice.contract_id == deal.contract.id, Invoice.kind == InvoiceKind.REFUND
+        )
+    )
+    assert refund.amount_fen == deposit.amount_fen - 10_000
