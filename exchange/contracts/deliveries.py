@@ -129,6 +129,14 @@ def record_dispatch(
     require_action(actor, contract, Action.RECORD_DISPATCH)
     _no_future(data["dispatched_on"], "dispatched_on")
     net = _weigh(Decimal(data["gross_t"]), Decimal(data["tare_t"]))
+    if contract.basis == "dry" and contract.moisture_pct is None:
+        raise Conflict(
+            _l(
+                "This contract sells dry tonnes but neither the lot nor its assay states a "
+                "moisture, so a load cannot be converted to dry tonnes. Cancel by mutual "
+                "consent and relist the lot with its moisture."
+            )
+        )
     counted = weighbridge.contract_tonnes(net, contract.basis, contract.moisture_pct)
     manifest = data["manifest_no"].strip()
     if any(d.manifest_no == manifest for d in contract.deliveries):

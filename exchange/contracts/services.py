@@ -302,7 +302,9 @@ def create_contract_from_award(session: Session, actor: Actor, award_id: int) ->
         material_code=material.code,
         assay_snapshot=canonical(assay_snapshot),
         basis=lot.basis.value,
-        moisture_pct=lot.moisture_pct,
+        # Dry tonnes are sold: weighbridge (wet) tonnes convert with the lot's stated moisture,
+        # else the moisture of the assay it was sold on.
+        moisture_pct=lot.moisture_pct if lot.moisture_pct is not None else values.get("moisture"),
         quantity=award.quantity,
         tolerance_pct=drafting.DEFAULT_TOLERANCE_PCT,
         price=award.price,
