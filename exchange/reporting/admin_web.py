@@ -341,8 +341,17 @@ def trade_desk():  # type: ignore[no-untyped-def]
         other_args={k: v for k, v in args.items() if k != "status"},
         kind_labels=desk.KIND_LABELS,
         statuses=desk.statuses(kind),
+        status_labels=desk.status_labels(kind),
+        material_names=_material_names(),
         locale=locale(),
     ), status
+
+
+def _material_names() -> dict[str, str]:
+    from exchange.catalog.materials import MATERIALS
+
+    zh = locale().startswith("zh")
+    return {code: (m.name_zh if zh else m.name_en) for code, m in MATERIALS.items()}
 
 
 @bp.route("/desk/<kind>/<int:record_id>")
@@ -356,5 +365,7 @@ def desk_record(kind: str, record_id: int):  # type: ignore[no-untyped-def]
         "reporting/desk_record.html",
         record=found,
         kind_labels=desk.KIND_LABELS,
+        status_labels=desk.status_labels(kind),
+        material_names=_material_names(),
         locale=locale(),
     )

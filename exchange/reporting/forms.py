@@ -98,7 +98,7 @@ class DeskForm(FlaskForm):
     material = SelectField(_l("Material"), validators=[Optional()], default="")
     status = StringField(_l("Status"), validators=[Optional(), Length(max=30)])
     since = DateField(_l("From"), validators=[Optional()])
-    until = DateField(_l("To"), validators=[Optional()])
+    until = DateField(_l("Until"), validators=[Optional()])
     min_amount = DecimalField(
         _l("Amount from (CNY, signed)"),
         validators=[Optional(), NumberRange(min=-(10**12), max=10**12)],
