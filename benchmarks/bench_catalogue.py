@@ -326,6 +326,9 @@ def _plans(session: Session, actor: Actor, query: CatalogueQuery) -> tuple[list[
     raw = session.connection().connection.dbapi_connection
     for statement, parameters in statements:
         with raw.cursor() as cursor:
+            if statement.startswith("SET "):  # settings the search makes for its statements
+                cursor.execute(statement, parameters)
+                continue
             cursor.execute("EXPLAIN " + statement, parameters)
             plan = "\n".join(row[0] for row in cursor.fetchall())
         for name in _INDEX.findall(plan):
