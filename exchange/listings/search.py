@@ -409,7 +409,9 @@ def catalogue_select(
     knn = dist is not None and dialect == "postgresql"
     if driver is None or walk:
         order = _sort_keys(query, Lot, dist)
-        stmt = select(*COLUMNS, dist_column).where(*conditions).order_by(*order[:1] if knn else order)
+        flat: list[Any] = [*COLUMNS, dist_column]
+        stmt = select(*flat).where(*conditions)
+        stmt = stmt.order_by(*order[:1] if knn else order)
         return stmt.limit(limit).offset(offset) if limit is not None else stmt
     # The driver's lots are narrowed first: only the id and the sort keys of every matching lot
     # are fetched (by primary key), counted and sorted; the page's rows alone are then read in
@@ -433,8 +435,9 @@ def catalogue_select(
         page = page.limit(limit)
     paged = page.subquery("page")
     outer = _sort_keys(query, paged.c, paged.c.dist if dist is not None else None)
+    columns: list[Any] = [*COLUMNS, paged.c.dist, paged.c.total]
     return (
-        select(*COLUMNS, paged.c.dist, paged.c.total)
+        select(*columns)
         .join_from(Lot, paged, Lot.id == paged.c.id)
         .order_by(*outer[:1] if knn else outer)
     )
