@@ -4,6 +4,7 @@ downloads; and the administrators' moderation queue. Producers' pages are in ``p
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -124,8 +125,9 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
     """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
     args, warnings = request.args, []
     specs = []
-    triples = zip(
-        args.getlist("spec_param"), args.getlist("spec_min"), args.getlist("spec_max"), strict=False
+    # A hand-written URL may leave out an empty bound (``spec_max``): missing ones are empty.
+    triples = itertools.zip_longest(
+        args.getlist("spec_param"), args.getlist("spec_min"), args.getlist("spec_max"), fillvalue=""
     )
     for param, low, high in triples:
         if not param:
