@@ -320,7 +320,7 @@ def _driver(session: Session, filters: list[_Filter]) -> _Driver | None:
 
 def _ids(session: Session, stmt: Any) -> list[int]:
     """The lot ids ``stmt`` selects, through Core (thousands of rows: no ORM cost per row)."""
-    return list(session.connection().execute(stmt).scalars())
+    return list(session.connection().execute(stmt).scalars().all())  # one fetchall
 
 
 def _lot_conditions(query: CatalogueQuery) -> list[ColumnElement[bool]]:
@@ -524,7 +524,7 @@ def _search(
     if driver is not None and not driver.ids:
         rows: list[Row[Any]] = []  # nothing can match
     else:
-        rows = list(session.connection().execute(stmt))
+        rows = list(session.connection().execute(stmt).all())
 
     def count() -> int:
         unpaged = catalogue_select(query, dialect=dialect, origin=origin, driver=driver)
