@@ -47,10 +47,14 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):  # type: ignore[no-untyped-def]
-        from exchange.accounts.models import User
+        from sqlalchemy.orm import joinedload
+
+        from exchange.accounts.models import Membership, User
         from exchange.db import get_session
 
-        user = get_session().get(User, int(user_id))
+        # The membership and company come along: nearly every page shows or checks them.
+        company = joinedload(User.membership).joinedload(Membership.company)
+        user = get_session().get(User, int(user_id), options=[company])
         return user if user is not None and user.is_active else None
 
     @app.after_request

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 import exchange.accounts.services as account_services
 from exchange import create_app
 from exchange.db import make_engine, make_sessionmaker, normalize_url
+from exchange.listings import freshness
 from exchange.schema import upgrade
 
 # Argon2 at production cost takes ~0.1 s per hash or check; tests use a cheap profile so the
@@ -124,6 +125,7 @@ def db(app: Flask) -> Iterator[Session]:
     original = app.extensions["exchange.sessionmaker"]
     app.extensions["exchange.sessionmaker"] = factory
     session = factory()
+    freshness.clear_caches()  # the catalogue version restarts with the rolled-back database
     try:
         yield session
     finally:

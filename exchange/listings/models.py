@@ -306,3 +306,14 @@ class MonthlyGeneration(Base):
     reported_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[dt.datetime | None]
+
+
+class CatalogueVersion(Base):
+    """One row counting committed changes to what the public catalogue shows (lots, their
+    assays and end uses, sites). Cached catalogue fragments are keyed by it
+    (``exchange.listings.freshness``), so a change is shown on the next request."""
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -60,9 +60,11 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    String,
     and_,
     any_,
     bindparam,
+    cast,
     exists,
     func,
     intersect,
@@ -84,6 +86,9 @@ PER_PAGE = 25
 COUNT_CAP = 1000
 #: A filter (or an intersection of filters) matching at most this many lots drives the query.
 DRIVE_CAP = 5000
+#: A driver with more lots than this is walked in sort order rather than fetched and sorted:
+#: at 1 % of the catalogue or more a page's worth of them turns up early in the sort order.
+WALK_IDS = 1000
 #: Assay and end-use filters are sized up to this; filters under it are intersected by index.
 SIZE_CAP = 20000
 MAX_SPECS = 6
@@ -290,27 +295,32 @@ def _driver(session: Session, filters: list[_Filter]) -> _Driver | None:
     sort order meets matches early: None.
     """
     indexed = [f for f in filters if f.indexed]
-    cap = SIZE_CAP if len(indexed) >= 2 else DRIVE_CAP
     sizes: list[int] = []
     fetched: dict[int, list[int]] = {}
     for f in filters:
         if f.indexed:  # an index-only count, cheaper than fetching ids it may not need
-            sizes.append(_count(session, f.ids, cap))
+            sizes.append(_count(session, f.ids, DRIVE_CAP))
         else:  # the text scan is the costly part: do it once and keep the ids
-            fetched[id(f)] = list(session.scalars(f.ids.limit(DRIVE_CAP + 1)))
+            fetched[id(f)] = _ids(session, f.ids.limit(DRIVE_CAP + 1))
             sizes.append(len(fetched[id(f)]))
     size, rarest = min(zip(sizes, filters, strict=True), key=lambda pair: pair[0])
     if size <= DRIVE_CAP:
         ids = fetched.get(id(rarest))
         if ids is None:
-            ids = list(session.scalars(rarest.ids))
+            ids = _ids(session, rarest.ids)
         return _Driver(ids, filters, [rarest])
-    indexed_sizes = [n for n, f in zip(sizes, filters, strict=True) if f.indexed]
-    if len(indexed) >= 2 and min(indexed_sizes) <= SIZE_CAP:
-        ids = list(session.scalars(intersect(*(f.ids for f in indexed)).limit(DRIVE_CAP + 1)))
+    # Every filter is over DRIVE_CAP: counted further (up to SIZE_CAP) only now, when it matters.
+    indexed_sizes = [_count(session, f.ids, SIZE_CAP) for f in indexed] if len(indexed) >= 2 else []
+    if indexed_sizes and min(indexed_sizes) <= SIZE_CAP:
+        ids = _ids(session, intersect(*(f.ids for f in indexed)).limit(DRIVE_CAP + 1))
         if len(ids) <= DRIVE_CAP:
             return _Driver(ids, filters, indexed)
     return None
+
+
+def _ids(session: Session, stmt: Any) -> list[int]:
+    """The lot ids ``stmt`` selects, through Core (thousands of rows: no ORM cost per row)."""
+    return list(session.connection().execute(stmt).scalars().all())  # one fetchall
 
 
 def _lot_conditions(query: CatalogueQuery) -> list[ColumnElement[bool]]:
@@ -367,44 +377,74 @@ def catalogue_select(
     dialect: str = "sqlite",
     origin: tuple[float, float, float] | None = None,
     driver: _Driver | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    walk: bool = False,
 ) -> Select[Any]:
-    """The catalogue statement for ``query`` without paging (see the module docstring).
+    """The catalogue statement for ``query``, paged by ``limit``/``offset`` (see the module
+    docstring).
 
     ``origin`` is the unit vector distances are measured from; a ``driver`` restricts to its
-    lots, drops the filters they already satisfy and adds the exact ``total`` as a window count.
+    lots, drops the filters they already satisfy and adds the exact ``total`` as a window count
+    (unless ``walk``: then the sort order is walked, keeping the driver's lots, and no total).
     """
     dist = None
     if query.sort is Sort.DISTANCE and origin is not None:
         dist, _squared = _distance(dialect, origin)
-    columns: list[Any] = [*COLUMNS, (dist if dist is not None else literal(None)).label("dist")]
+    dist_column = (dist if dist is not None else literal(None)).label("dist")
     conditions: list[Any] = _lot_conditions(query)
     filters = driver.filters if driver is not None else _filters(query)
     if driver is not None:
         if dialect == "postgresql":
             # One array parameter: the planner sees its length, the SQL text stays the same.
-            ids = bindparam("driver_ids", driver.ids, ARRAY(Integer))
+            # It is sent as a comma-separated string and split by the server: the driver's
+            # own adaptation of a list of thousands of integers costs several milliseconds.
+            text = bindparam("driver_ids", ",".join(map(str, driver.ids)), String)
+            ids = cast(func.string_to_array(text, literal(",", String)), ARRAY(Integer))
             conditions.append(Lot.id == any_(ids))
         else:
             conditions.append(Lot.id.in_(driver.ids))
-        columns.append(literal(None).label("total"))  # placeholder; counted over the CTE
         filters = [f for f in filters if f not in driver.covered]
     conditions.extend(f.condition(Lot.id, Lot.search_text) for f in filters)
-    order = _sort_keys(query, Lot, dist)
-    if dist is not None and dialect == "postgresql":
-        order = order[:1]
-    if driver is None:
-        return select(*columns).where(*conditions).order_by(*order)
-    # The driver's lots are fetched first, by primary key, then counted and sorted. Written flat,
-    # the planner may prefer walking the whole sort index to avoid a sort of a few thousand rows
-    # (108 ms instead of a few at 100,000 lots); a materialized CTE keeps the fetch first.
-    found = select(*columns[:-1]).where(*conditions).cte("found")
+    knn = dist is not None and dialect == "postgresql"
+    if driver is None or walk:
+        order = _sort_keys(query, Lot, dist)
+        flat: list[Any] = [*COLUMNS, dist_column]
+        stmt = select(*flat).where(*conditions)
+        stmt = stmt.order_by(*order[:1] if knn else order)
+        return stmt.limit(limit).offset(offset) if limit is not None else stmt
+    # The driver's lots are narrowed first: only the id and the sort keys of every matching lot
+    # are fetched (by primary key), counted and sorted; the page's rows alone are then read in
+    # full. Written flat, the planner may prefer walking the whole sort index to avoid a sort of
+    # a few thousand rows (108 ms instead of a few at 100,000 lots); a materialized CTE keeps
+    # the fetch first.
+    found = (
+        select(Lot.id, Lot.published_at, Lot.price, Lot.remaining, dist_column)
+        .where(*conditions)
+        .cte("found")
+    )
     if dialect == "postgresql":
         found = found.prefix_with("MATERIALIZED")
-    dist_col = found.c.dist if dist is not None else None
-    outer_order = _sort_keys(query, found.c, dist_col)
-    if dist is not None and dialect == "postgresql":
-        outer_order = outer_order[:1]
-    return select(found, func.count().over().label("total")).order_by(*outer_order)
+    keys = _sort_keys(query, found.c, found.c.dist if dist is not None else None)
+    page = (
+        select(found.c.id, found.c.dist, func.count().over().label("total"), *_key_columns(found))
+        .order_by(*keys[:1] if knn else keys)
+        .offset(offset)
+    )
+    if limit is not None:
+        page = page.limit(limit)
+    paged = page.subquery("page")
+    outer = _sort_keys(query, paged.c, paged.c.dist if dist is not None else None)
+    columns: list[Any] = [*COLUMNS, paged.c.dist, paged.c.total]
+    return (
+        select(*columns)
+        .join_from(Lot, paged, Lot.id == paged.c.id)
+        .order_by(*outer[:1] if knn else outer)
+    )
+
+
+def _key_columns(found: Any) -> list[Any]:
+    return [found.c.published_at, found.c.price, found.c.remaining]
 
 
 def may_filter_assays(session: Session, actor: Actor) -> bool:
@@ -429,7 +469,8 @@ def origin_site(session: Session, actor: Actor, site_id: int | None) -> Site | N
 def _count(session: Session, stmt: Select[Any], cap: int) -> int:
     """Rows of ``stmt`` up to ``cap + 1``, selecting nothing so an index-only scan can do."""
     rows = stmt.with_only_columns(literal(1), maintain_column_froms=True).order_by(None)
-    return session.scalar(select(func.count()).select_from(rows.limit(cap + 1).subquery())) or 0
+    counted = select(func.count()).select_from(rows.limit(cap + 1).subquery())
+    return session.connection().execute(counted).scalar() or 0
 
 
 def search_lots(
@@ -441,6 +482,23 @@ def search_lots(
     Never raises for a well-formed query.
     """
     dialect = session.get_bind().dialect.name
+    if session.autoflush:  # the statements below go through the connection, past autoflush
+        session.flush()
+    if dialect != "postgresql":
+        return _search(session, actor, query, per_page, dialect)
+    # Parallel workers cost more to start (tens of ms on a busy machine) than a page's index
+    # walk takes; the catalogue's statements run without them.
+    connection = session.connection()
+    connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    try:
+        return _search(session, actor, query, per_page, dialect)
+    finally:
+        connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
+
+
+def _search(
+    session: Session, actor: Actor, query: CatalogueQuery, per_page: int, dialect: str
+) -> CataloguePage:
     specs_ignored = bool(query.specs) and not may_filter_assays(session, actor)
     if specs_ignored:
         query = dataclasses.replace(query, specs=())
@@ -453,27 +511,47 @@ def search_lots(
 
     filters = _filters(query)
     driver = _driver(session, filters) if filters else None
-    stmt = catalogue_select(query, dialect=dialect, origin=origin, driver=driver)
-    rows = list(session.execute(stmt.limit(per_page + 1).offset(offset)))
+    walk = driver is not None and len(driver.ids) > WALK_IDS
+    stmt = catalogue_select(
+        query,
+        dialect=dialect,
+        origin=origin,
+        driver=driver,
+        limit=per_page + 1,
+        offset=offset,
+        walk=walk,
+    )
+    if driver is not None and not driver.ids:
+        rows: list[Row[Any]] = []  # nothing can match
+    else:
+        rows = list(session.connection().execute(stmt).all())
+
+    def count() -> int:
+        unpaged = catalogue_select(query, dialect=dialect, origin=origin, driver=driver)
+        return _count(session, unpaged, COUNT_CAP)
+
     has_next = len(rows) > per_page
     rows = rows[:per_page]
     # The page itself tells the total when it is the last one (or the first and empty).
     last = not has_next and (bool(rows) or offset == 0)
-    if driver is not None:
+    if walk:
+        plan, exact = "walk", last
+        total = offset + len(rows)
+    elif driver is not None:
         plan, exact = "drive", True
-        total = rows[0].total if rows else _count(session, stmt, COUNT_CAP)
+        total = rows[0].total if rows else (count() if offset and driver.ids else 0)
     elif filters:
         plan, exact = "walk", last
         total = offset + len(rows)
     else:
         plan, exact = "plain", True
-        total = offset + len(rows) if last else _count(session, stmt, COUNT_CAP)
+        total = offset + len(rows) if last else count()
     result = CataloguePage(
         rows, page, per_page, total, exact, has_next, plan, origin=site, specs_ignored=specs_ignored
     )
     ids = [row.id for row in rows]
     if ids:
-        for lot_id, end_use in session.execute(
+        for lot_id, end_use in session.connection().execute(
             select(LotEndUse.lot_id, LotEndUse.end_use)
             .where(LotEndUse.lot_id.in_(ids), LotEndUse.fitness == Fitness.FIT.value)
             .order_by(LotEndUse.lot_id, LotEndUse.end_use)

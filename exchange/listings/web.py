@@ -3,6 +3,9 @@ downloads; and the administrators' moderation queue. Producers' pages are in ``p
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,9 +19,11 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_decimal
+from flask_babel import format_decimal, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from markupsafe import Markup
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from exchange.accounts.forms import ConfirmForm, province_choices
@@ -35,7 +40,7 @@ from exchange.db import commit, get_session, utcnow
 from exchange.errors import DomainError
 from exchange.files import send_stored
 from exchange.i18n import is_zh
-from exchange.listings import assays, display, rules, search, services, uploads
+from exchange.listings import assays, display, freshness, rules, search, services, uploads
 from exchange.listings.forms import (
     BASIS_LABELS,
     DELIVERY_LABELS,
@@ -120,8 +125,9 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
     """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
     args, warnings = request.args, []
     specs = []
-    triples = zip(
-        args.getlist("spec_param"), args.getlist("spec_min"), args.getlist("spec_max"), strict=False
+    # A hand-written URL may leave out an empty bound (``spec_max``): missing ones are empty.
+    triples = itertools.zip_longest(
+        args.getlist("spec_param"), args.getlist("spec_min"), args.getlist("spec_max"), fillvalue=""
     )
     for param, low, high in triples:
         if not param:
@@ -170,15 +176,79 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
     return query, warnings
 
 
+#: Rendered catalogue results (count, cards, pages) by everything they depend on.
+FRAGMENTS = freshness.FragmentCache(size=256, ttl=60.0)
+#: Rendered filter forms (they show no catalogue data, only the query and the viewer's sites).
+FILTERS = freshness.FragmentCache(size=256, ttl=60.0)
+
+
+@dataclass(frozen=True)
+class Fragment:
+    count: Markup
+    results: Markup
+
+
+def _results_fragment(
+    session: Session,
+    actor: Any,
+    query: search.CatalogueQuery,
+    may_filter: bool,
+    origin: Any,
+    args: dict[str, list[str]],
+    version: int,
+) -> Fragment:
+    """The result count and list for ``query``, from the cache when nothing changed since.
+
+    The key holds everything the fragment shows or is computed from: the catalogue version
+    (bumped by every committed lot, assay, end-use, certificate or site change), the language
+    and time zone, the page size, the query as the search will run it (assay filters only for
+    those who may filter on assays, the distance origin only when it is the viewer's own site)
+    and the URL's arguments (the page links). Nothing about the viewer beyond that goes in.
+    """
+    per_page = current_app.config["LISTINGS_PER_PAGE"]
+    effective = dataclasses.replace(
+        query,
+        specs=query.specs if may_filter else (),
+        origin_site_id=origin.id if origin is not None else None,
+    )
+    key = (
+        version,
+        str(get_locale()),
+        str(get_timezone()),
+        per_page,
+        effective,
+        tuple(sorted((k, tuple(v)) for k, v in args.items())),
+    )
+    cached: Fragment | None = FRAGMENTS.get(key)
+    if cached is not None:
+        return cached
+    result = search.search_lots(session, actor, effective, per_page=per_page)
+    zh = is_zh()
+    labels = {"sale_mode": SALE_MODE_SHORT, "basis": BASIS_LABELS}
+    fragment = Fragment(
+        Markup(render_template("listings/_catalogue_count.html", result=result)),  # noqa: S704
+        Markup(  # noqa: S704 - a rendered (autoescaped) template
+            render_template(
+                "listings/_catalogue_results.html",
+                result=result,
+                cards=display.cards(result, zh, labels),
+                args=args,
+            )
+        ),
+    )
+    FRAGMENTS.put(key, fragment)
+    return fragment
+
+
 @bp.route("/lots")
 def catalogue():  # type: ignore[no-untyped-def]
     session = get_session()
     actor = current_actor()
     query, warnings = parse_catalogue()
-    result = search.search_lots(
-        session, actor, query, per_page=current_app.config["LISTINGS_PER_PAGE"]
-    )
-    if result.specs_ignored:
+    # Loaded first: the assay check below then finds the company in the session.
+    user_company = current_user.company if current_user.is_authenticated else None
+    may_filter = search.may_filter_assays(session, actor)
+    if query.specs and not may_filter:
         warnings.append(
             _("Filters on assay values are for logged-in verified companies; they were ignored.")
         )
@@ -186,24 +256,53 @@ def catalogue():  # type: ignore[no-untyped-def]
         flash(warning, "warning")
     args = request.args.to_dict(flat=False)
     args.pop("page", None)
+    origin = search.origin_site(session, actor, query.origin_site_id)
+    version = freshness.current_version(session)
     zh = is_zh()
-    user_company = current_user.company if current_user.is_authenticated else None
-    labels = {"sale_mode": SALE_MODE_SHORT, "basis": BASIS_LABELS}
     return render_template(
         "listings/catalogue.html",
-        result=result,
-        cards=display.cards(result, zh, labels),
+        fragment=_results_fragment(session, actor, query, may_filter, origin, args, version),
+        filters=_filters_fragment(query, may_filter, user_company, version),
+        origin=origin if query.sort is search.Sort.DISTANCE else None,
         query=query,
-        args=args,
-        may_filter_assays=search.may_filter_assays(session, actor),
-        sites=user_company.sites if user_company else [],
-        family_labels=FAMILY_LABELS,
-        zh=zh,
-        options_html=display.options_html,
         end_uses=display.end_use_names(zh),
         sort_labels=SORT_LABELS,
-        spec_rows=max(3, len(query.specs) + 1),
     )
+
+
+def _filters_fragment(
+    query: search.CatalogueQuery, may_filter: bool, company: Any, version: int
+) -> Markup:
+    """The filter form, from the cache when the same URL is asked for in the same language by
+    a viewer with the same assay permission and the same company (its sites are listed), at
+    the same catalogue version (a site change bumps it)."""
+    key = (
+        version,
+        str(get_locale()),
+        tuple(sorted(request.args.items(multi=True))),
+        may_filter,
+        company.id if company is not None else None,
+    )
+    cached: Markup | None = FILTERS.get(key)
+    if cached is not None:
+        return cached
+    zh = is_zh()
+    html = Markup(  # noqa: S704 - a rendered (autoescaped) template
+        render_template(
+            "listings/_catalogue_filters.html",
+            query=query,
+            may_filter_assays=may_filter,
+            sites=list(company.sites) if company is not None else [],
+            family_labels=FAMILY_LABELS,
+            zh=zh,
+            options_html=display.options_html,
+            end_uses=display.end_use_names(zh),
+            sort_labels=SORT_LABELS,
+            spec_rows=max(3, len(query.specs) + 1),
+        )
+    )
+    FILTERS.put(key, html)
+    return html
 
 
 # --- a lot's page ---------------------------------------------------------------------------------

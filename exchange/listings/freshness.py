@@ -1,0 +1,162 @@
+"""The catalogue version, and a small in-process cache of rendered catalogue fragments.
+
+Every committed change to what the public catalogue shows (a lot, its assay values, end uses
+or certificates, a site) bumps the one-row ``catalogue_version`` table right after the commit,
+in its own short transaction (no lock is held during the writer's own transaction). A cached
+fragment is keyed by that version together with everything else it depends on, so a page
+requested after a change's commit has returned never reuses a fragment rendered before it.
+
+The cache is per process (each web worker has its own), bounded in size and in age: the age
+bounds what a failed bump could leave behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, Update, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.dml import Delete
+
+from exchange.accounts.models import Site
+from exchange.db import Base
+from exchange.listings.models import (
+    Assay,
+    AssayValue,
+    CatalogueVersion,
+    Certificate,
+    Lot,
+    LotEndUse,
+)
+
+#: Mapped classes whose rows the catalogue shows or filters on.
+WATCHED: tuple[type[Base], ...] = (Lot, Assay, AssayValue, LotEndUse, Certificate, Site)
+WATCHED_TABLES = frozenset(cls.__tablename__ for cls in WATCHED)
+_FLAG = "catalogue_changed"
+
+
+def current_version(session: Session) -> int:
+    """The committed catalogue version (0 before any change is counted)."""
+    version = session.scalar(select(CatalogueVersion.version).where(CatalogueVersion.id == 1))
+    return int(version or 0)
+
+
+def _bump(connection: Connection) -> None:
+    table = cast(Table, CatalogueVersion.__table__)
+    result = connection.execute(
+        update(table).where(table.c.id == 1).values(version=table.c.version + 1)
+    )
+    if result.rowcount == 0:
+        connection.execute(table.insert().values(id=1, version=1))
+
+
+def bump(session: Session) -> None:
+    """Count one committed change (called after the commit; see the module docstring)."""
+    bind = session.get_bind()
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            _bump(connection)
+    else:  # a connection whose transaction the caller owns (tests run inside one)
+        _bump(bind)
+
+
+def _touches_catalogue(session: Session) -> bool:
+    return any(isinstance(obj, WATCHED) for obj in (*session.new, *session.dirty, *session.deleted))
+
+
+def _after_flush(session: Session, _context: object) -> None:
+    if not _touches_catalogue(session):
+        return
+    if isinstance(session.get_bind(), Engine):
+        session.info[_FLAG] = True  # counted once committed
+    else:
+        # A session joined to a transaction it does not own (tests): other sessions on that
+        # connection see the change as soon as it is flushed, so it counts now.
+        _bump(session.connection())
+
+
+def _do_orm_execute(state: ORMExecuteState) -> None:
+    statement = state.statement
+    if isinstance(statement, Update | Delete) and getattr(statement.table, "name", None) in (
+        WATCHED_TABLES
+    ):
+        state.session.info[_FLAG] = True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_FLAG, False):
+        try:
+            bump(session)
+        except Exception:  # noqa: BLE001 - the change is committed; the cache's age bounds this
+            import logging
+
+            logging.getLogger(__name__).exception("catalogue version bump failed")
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_FLAG, None)
+
+
+def install() -> None:
+    """Listen on every session (idempotent)."""
+    from sqlalchemy import event
+
+    for name, listener in (
+        ("after_flush", _after_flush),
+        ("do_orm_execute", _do_orm_execute),
+        ("after_commit", _after_commit),
+        ("after_rollback", _after_rollback),
+    ):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
+
+
+_CACHES: list[FragmentCache] = []
+
+
+def clear_caches() -> None:
+    """Empty every fragment cache (tests: each starts from a rolled-back catalogue version)."""
+    for cache in _CACHES:
+        cache.clear()
+
+
+class FragmentCache:
+    """A thread-safe LRU of rendered fragments, each kept at most ``ttl`` seconds."""
+
+    def __init__(self, size: int = 256, ttl: float = 60.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        _CACHES.append(self)
+
+    def get(self, key: Hashable) -> Any | None:
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] < now:
+                if item is not None:
+                    del self._items[key]
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[1]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic() + self.ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+install()
