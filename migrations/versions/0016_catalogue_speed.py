@@ -1,7 +1,7 @@
 """catalogue_version: a counter of committed catalogue changes that keys cached fragments
 
 Revision ID: 0016_catalogue_speed
-Revises: 0012_listings_indexes
+Revises: 0011_payments_contracts
 Create Date: 2026-11-28 16:20:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0016_catalogue_speed'
-down_revision: Union[str, Sequence[str], None] = '0012_listings_indexes'
+down_revision: Union[str, Sequence[str], None] = '0011_payments_contracts'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
