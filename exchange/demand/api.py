@@ -85,8 +85,10 @@ class Demands(MethodView):
         scope = filters.pop("scope", None) or ("own" if caller.token else "wanted")
         status = filters.pop("status", None)
         origin = filters.pop("from_site", None)
+        text = filters.pop("q", None) or ""
         board = BoardFilters(
             **filters,
+            text=text,
             origin_site_id=origin,
             page=pagination_parameters.page,
             per_page=pagination_parameters.page_size,

@@ -133,7 +133,6 @@ class DemandFilterSchema(ma.Schema):
         },
     )
     from_site = fields.Integer(
-        strict=True,
         validate=validate.Range(min=1, max=2**31 - 1),
         metadata={"description": "One of your company's sites: the `distance` sort's origin."},
     )

@@ -377,6 +377,7 @@ def parse_board() -> tuple[BoardFilters, list[str]]:
         sort=Sort(sort) if sort in BOARD_SORT_LABELS else Sort.NEWEST,
         origin_site_id=int(from_site) if from_site.isdigit() else None,
         page=page,
+        per_page=current_app.config.get("WANTED_PER_PAGE", board.PER_PAGE),
     )
     return filters, warnings
 
