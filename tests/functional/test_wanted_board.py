@@ -16,8 +16,8 @@ from exchange.db import commit
 from exchange.demand.models import Demand
 from exchange.demand.rules import SpecWindow
 from tests.support.api import bearer, make_token
-from tests.support.builders import login, make_company, make_lot
-from tests.support.demand import CITIES, HIGH_FE_BAYER, move_first_site, post_demand
+from tests.support.builders import login, make_company
+from tests.support.demand import CITIES, move_first_site, post_demand
 
 D = Decimal
 BASE = "/api/v1"
