@@ -32,8 +32,10 @@ LOTS = int(os.environ.get("BENCH_MATCH_LOTS", "100000"))
 DEMANDS = int(os.environ.get("BENCH_MATCH_DEMANDS", "10000"))
 #: Demand columns timed per market size, and demands in the real rebuild that checks the
 #: extrapolation.
-SAMPLE = int(os.environ.get("BENCH_MATCH_SAMPLE", "300"))
-CHECKED = int(os.environ.get("BENCH_MATCH_CHECKED", "1000"))
+#: 100 and 300 keep ``make bench`` to some ten minutes on two shared cores (300 and 1,000 took
+#: 27 minutes); the table's work column says how many columns the rebuild figures come from.
+SAMPLE = int(os.environ.get("BENCH_MATCH_SAMPLE", "100"))
+CHECKED = int(os.environ.get("BENCH_MATCH_CHECKED", "300"))
 SEED = 20261128
 
 #: Producing areas (lat, lon) with the kind of residue they make: Shandong Bayer high-Fe,
@@ -304,6 +306,12 @@ def _build(url: str, lots: int, demands: int) -> None:
     autocommit.dispose()
 
 
+def _load() -> str:
+    """The load average when a figure was taken (the machine may be shared)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f}"
+
+
 def _timed(fn: Any) -> float:
     start = time.perf_counter()
     fn()
@@ -368,7 +376,7 @@ def run(backend: str, url: str) -> list[Result]:
             results.append(
                 Result(
                     f"match full rebuild ({n_lots:,} lots)",
-                    f"{len(demand_ids):,} demands × {n_lots:,} lots",
+                    f"{len(demand_ids):,} demands × {n_lots:,} lots (est. from {len(sample)})",
                     estimate_s * 1000,
                     None,
                     len(demand_ids) / estimate_s,
@@ -378,7 +386,7 @@ def run(backend: str, url: str) -> list[Result]:
                     f"extrapolated from {len(sample)} timed demand columns (median "
                     f"{median(per_demand):.0f} ms, p95 {percentile(per_demand, 95):.0f} ms) "
                     f"+ match_lots rebuild {index_ms / 1000:.1f} s; {density:.0f} matching lots "
-                    f"per demand; data built in {build_s:.0f} s",
+                    f"per demand; data built in {build_s:.0f} s; {_load()}",
                 )
             )
             results.append(
@@ -392,7 +400,7 @@ def run(backend: str, url: str) -> list[Result]:
                     "report",
                     True,
                     f"p95 {percentile(per_demand, 95):.0f} ms over {len(per_demand)} demands "
-                    "(post/edit: prefilter on match_lots, rules, upsert)",
+                    f"(post/edit: prefilter on match_lots, rules, upsert); {_load()}",
                 )
             )
             if n_lots == LOTS:
@@ -471,7 +479,8 @@ def _incremental(app: Any, n_lots: int, matched: list[int]) -> list[Result]:
             "ms",
             "p95 ≤ 50 ms",
             p95_top <= 50,
-            f"p95 {p95_top:.2f} ms over {len(top20)} demands (stored matches, ranked in SQL)",
+            f"p95 {p95_top:.2f} ms over {len(top20)} demands (stored matches, ranked in SQL); "
+            f"{_load()}",
         ),
         Result(
             "recompute one changed lot",
@@ -482,6 +491,7 @@ def _incremental(app: Any, n_lots: int, matched: list[int]) -> list[Result]:
             "ms",
             "p95 ≤ 200 ms",
             p95_lot <= 200,
-            f"p95 {p95_lot:.1f} ms over {len(per_lot)} lots (price changed, then recomputed)",
+            f"p95 {p95_lot:.1f} ms over {len(per_lot)} lots (price changed, then recomputed); "
+            f"{_load()}",
         ),
     ]

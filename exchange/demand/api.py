@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from exchange.apiplatform import ApiBlueprint, api_actor, current_caller, paginate_query
 from exchange.db import commit, get_session
 from exchange.demand import services
+from exchange.demand.board import BoardFilters, board_page, demands_query, wanted_query
 from exchange.demand.drafts import DemandDraft
 from exchange.demand.models import Demand, Match
 from exchange.demand.rules import SpecWindow
@@ -73,21 +74,35 @@ class Demands(MethodView):
     @blp.response(200, DemandSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[Demand]:
-        """Your company's demands, newest first; without a token, the wanted board
+        """Your company's demands; without a token, the wanted board
 
-        `scope=wanted` lists open public demands as the wanted board does, token or not.
+        `scope=wanted` lists open public demands as the wanted board does, token or not, with
+        the lot catalogue's filters read for demands (material, signed maximum price, tonnes
+        wanted, transport mode, your material's assay ranges, words) and its sorts (newest,
+        price, quantity, distance from one of your sites, given as `from_site`).
         """
         caller = current_caller()
         scope = filters.pop("scope", None) or ("own" if caller.token else "wanted")
         status = filters.pop("status", None)
-        board = services.BoardFilters(**filters)
+        origin = filters.pop("from_site", None)
+        text = filters.pop("q", None) or ""
+        board = BoardFilters(
+            **filters,
+            text=text,
+            origin_site_id=origin,
+            page=pagination_parameters.page,
+            per_page=pagination_parameters.page_size,
+        )
+        session, actor = get_session(), api_actor()
         if scope == "wanted":
-            query = services.wanted_query(board)
+            query = wanted_query(board)
         elif caller.token is None:
             raise Unauthorized(_("A token is needed to list your own demands."))
         else:
-            query = services.demands_query(api_actor(), board, status)
-        return paginate_query(get_session(), query, pagination_parameters)
+            query = demands_query(actor, board, status)
+        page = board_page(session, actor, query, board)
+        pagination_parameters.item_count = page.total
+        return page.rows
 
     @blp.auth()
     @blp.idempotent
@@ -97,7 +112,8 @@ class Demands(MethodView):
     def post(self, data: dict[str, Any]) -> Demand:
         """Post a demand for your company (verified buyers; owners and traders)
 
-        Its matches are computed at once. A spec row's errors come back as
+        Its matches are computed in the background: `matches_pending` stays true until they
+        are ready. A spec row's errors come back as
         `specs-<row>-<field>`. Send an `Idempotency-Key` so that a retry never posts twice.
         """
         session = get_session()
@@ -125,6 +141,8 @@ class DemandItem(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def patch(self, data: dict[str, Any], demand_id: int) -> Demand:
         """Change some terms of an open or paused demand; its matches are recomputed
+
+        The recompute runs in the background (`matches_pending` is true until it is done).
 
         Fields left out keep their values; `specs` and the lists are replaced as a whole.
         """

@@ -204,24 +204,3 @@ class AlertForm(FlaskForm):
         ),
     )
     submit = SubmitField(_l("Save alerts"))
-
-
-class BoardFilterForm(Form):
-    """The wanted board's filters (GET, no CSRF)."""
-
-    family = SelectField(_l("Material family"), validate_choice=False, default="")
-    province = SelectField(_l("Delivery province"), validate_choice=False, default="")
-    end_use = SelectField(_l("End use"), validate_choice=False, default="")
-    supply = DecimalField(_l("Tonnes I can supply"), places=None, validators=[Optional()])
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        from exchange.accounts.forms import province_choices
-
-        zh = is_zh()
-        every = str(_l("Any"))
-        self.family.choices = [("", every)] + [(f.value, labels.FAMILY[f]) for f in MaterialFamily]
-        self.province.choices = [("", every)] + province_choices()[1:]
-        self.end_use.choices = [("", every)] + [
-            (e.value, info.name_zh if zh else info.name_en) for e, info in END_USES.items()
-        ]

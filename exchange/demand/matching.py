@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -200,6 +201,12 @@ def recompute_for_demand(
             gates = _gates(lot, demand.end_use, cache)
             results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings, gates=gates)))
     delta = _store(session, ("demand", demand_id), existing, results)
+    session.execute(
+        update(Demand)
+        .where(Demand.id == demand_id)
+        .values(matched_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     if announce and delta.added:
         from exchange.demand.alerts import announce as send
 

@@ -99,6 +99,9 @@ class Demand(Base):
     #: Set by every service that changes the demand; the matching sweep looks at it.
     updated_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    #: When the demand's matches were last computed (its column); NULL or before
+    #: ``updated_at`` while the background recompute queued by its last change is pending.
+    matched_at: Mapped[dt.datetime | None]
 
     buyer: Mapped[Company] = relationship()
     delivery_site: Mapped[Site] = relationship()
@@ -114,6 +117,15 @@ class Demand(Base):
     @property
     def number(self) -> str:
         return f"D{self.id:06d}"
+
+    @property
+    def matches_pending(self) -> bool:
+        """Whether an open demand's matches are still being computed after its last change."""
+        if self.status is not DemandStatus.OPEN:
+            return False
+        if self.matched_at is None:
+            return True
+        return self.updated_at is not None and self.matched_at < self.updated_at
 
     @property
     def modes(self) -> tuple[TransportMode, ...]:

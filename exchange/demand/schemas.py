@@ -22,6 +22,9 @@ from exchange.demand.drafts import MAX_SPECS
 from exchange.demand.freight import TransportMode
 from exchange.demand.rules import DemandStatus, Visibility, spec_quantities
 from exchange.listings.rules import Recurrence
+from exchange.listings.schemas import SPEC_PATTERN
+from exchange.listings.search import MAX_SPECS as CATALOGUE_MAX_SPECS
+from exchange.listings.search import Sort, SpecFilter
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
@@ -60,8 +63,14 @@ class SpecWindowSchema(ma.Schema):
     maximum = AssayBound(allow_none=True, load_default=None)
 
 
+#: ``parameter:min:max`` as in the lots catalogue; a parameter may be a derived quantity
+#: such as ``Na2O+K2O`` (send the ``+`` as ``%2B``).
+DEMAND_SPEC_PATTERN = SPEC_PATTERN.replace("[A-Za-z0-9_]", "[A-Za-z0-9_+]")
+
+
 class DemandFilterSchema(ma.Schema):
-    """Filters of the demand list (the wanted board's filters, plus your own demands' status)."""
+    """Filters of the demand list: the wanted board's (the lot catalogue's filters, for
+    demands), plus your own demands' status."""
 
     scope = fields.String(
         validate=validate.OneOf(["own", "wanted"]),
@@ -72,18 +81,89 @@ class DemandFilterSchema(ma.Schema):
         },
     )
     family = fields.String(validate=validate.OneOf(_values(MaterialFamily)))
+    material = fields.String(
+        validate=validate.OneOf(sorted(MATERIALS)),
+        metadata={"description": "Demands accepting this material (or its whole family)."},
+    )
     province = fields.String(
         validate=validate.Regexp(r"^[0-9]{2}$"),
         metadata={"description": "Delivery province (two-digit division code)."},
     )
     end_use = fields.String(validate=validate.OneOf(_values(EndUse)))
+    mode = fields.String(
+        validate=validate.OneOf(_values(TransportMode)),
+        metadata={"description": "Demands accepting this transport mode."},
+    )
     supply = Tonnes(
         metadata={"description": "Tonnes you can supply: demands whose minimum lot is at most it."}
+    )
+    quantity_min = Tonnes(
+        metadata={"description": "Tonnes wanted at least (per month if monthly)."}
+    )
+    quantity_max = Tonnes(metadata={"description": "Tonnes wanted at most (per month if monthly)."})
+    price_min = PricePerTonne(
+        metadata={"description": "Maximum delivered price at least (signed CNY per tonne)."}
+    )
+    price_max = PricePerTonne(
+        metadata={
+            "description": "Maximum delivered price at most (signed; `0` or less finds "
+            "buyers who want to be paid to take the material)."
+        }
+    )
+    spec = fields.List(
+        fields.String(validate=validate.Regexp(DEMAND_SPEC_PATTERN)),
+        validate=validate.Length(max=CATALOGUE_MAX_SPECS),
+        metadata={
+            "description": "Your material's assay ranges as `parameter:min:max` (either bound may "
+            "be empty), e.g. `Fe2O3:45:45`: demands whose window on the parameter overlaps the "
+            "range; a demand without a window on it accepts any value."
+        },
+    )
+    q = fields.String(
+        validate=[validate.Length(max=200), _printable],
+        metadata={"description": "Words of the title or notes, or a demand number."},
+    )
+    sort = fields.String(
+        validate=validate.OneOf(_values(Sort)),
+        load_default=Sort.NEWEST.value,
+        metadata={
+            "description": "`price_*` sorts by the signed maximum delivered price, `quantity_*` "
+            "by the tonnes wanted, `distance` by the distance from `from_site` to the delivery "
+            "site."
+        },
+    )
+    from_site = fields.Integer(
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "One of your company's sites: the `distance` sort's origin."},
     )
     status = fields.String(
         validate=validate.OneOf(_values(DemandStatus)),
         metadata={"description": "Only with scope `own`."},
     )
+
+    @ma.post_load
+    def _specs(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        specs = []
+        for index, raw in enumerate(data.pop("spec", None) or []):
+            code, low, high = raw.split(":")
+            if code not in spec_quantities():
+                raise ma.ValidationError(
+                    {"spec": {index: [str(_l("Unknown parameter %(code)s.", code=code))]}}
+                )
+            if not low and not high:
+                raise ma.ValidationError(
+                    {"spec": {index: [str(_l("Give a minimum, a maximum or both."))]}}
+                )
+            minimum = Decimal(low) if low else None
+            maximum = Decimal(high) if high else None
+            if minimum is not None and maximum is not None and maximum < minimum:
+                raise ma.ValidationError(
+                    {"spec": {index: [str(_l("The maximum is below the minimum."))]}}
+                )
+            specs.append(SpecFilter(code, minimum, maximum))
+        data["specs"] = tuple(specs)
+        data["sort"] = Sort(data.get("sort") or Sort.NEWEST.value)
+        return data
 
 
 class DemandWriteSchema(ma.Schema):
@@ -182,6 +262,13 @@ class DemandSchema(ma.Schema):
     created_at = Timestamp(required=True)
     updated_at = Timestamp(required=True, allow_none=True)
     closed_at = Timestamp(required=True, allow_none=True)
+    matches_pending = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "True while the matches of an open demand are being computed after "
+            "its last change (a background job); read its matches once it is false."
+        },
+    )
 
     def _specs(self, demand: Any) -> list[dict[str, Any]]:
         return [

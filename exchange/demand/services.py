@@ -1,8 +1,10 @@
 """Demand use cases: post, edit, pause, resume and close a demand; what each party may see.
 
 Every write takes ``(session, actor, ...)``, checks permission here, locks the demand row (which
-serialises its audit chain ``demand:<id>``), records the audit event, recomputes the demand's
-matches synchronously in the same transaction, and never commits.
+serialises its audit chain ``demand:<id>``), records the audit event, queues the recompute of the
+demand's matches to run in the background once the transaction commits
+(``exchange.jobs.queue_match_recompute``), and never commits. Until that recompute has run the
+demand's ``matches_pending`` is true and its pages say its matches are being computed.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from sqlalchemy.orm import Session, selectinload
 
 from exchange.accounts.companies import require, require_verified_company
 from exchange.accounts.models import Company, Site
-from exchange.actor import Actor
+from exchange.actor import SYSTEM, Actor
 from exchange.audit.services import record_event
 from exchange.catalog.materials import MATERIALS
 from exchange.db import utcnow
 from exchange.demand import matching, rules
+from exchange.demand.board import BoardFilters, board_page, wanted_query
 from exchange.demand.drafts import DemandDraft, Problem, validate_draft
 from exchange.demand.freight import TransportMode
 from exchange.demand.models import Demand, DemandMaterial, DemandSpec, Match, MatchAlertSetting
 from exchange.demand.rules import DemandEvent, DemandStatus, Visibility
 from exchange.errors import Forbidden, InvalidTransition, NotFound, ValidationError
+from exchange.jobs import queue_match_recompute
 from exchange.listings.models import Lot
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -148,7 +152,8 @@ def _validate(company: Company, draft: DemandDraft) -> Site:
 
 
 def create_demand(session: Session, actor: Actor, draft: DemandDraft) -> Demand:
-    """Post a demand for the actor's (verified, buyer) company and compute its matches.
+    """Post a demand for the actor's (verified, buyer) company; its matches are computed in
+    the background after the commit.
 
     Raises Forbidden (role, verification, not a buyer) and ValidationError with field errors.
     """
@@ -166,7 +171,7 @@ def create_demand(session: Session, actor: Actor, draft: DemandDraft) -> Demand:
     _apply_draft(session, demand, draft, site)
     session.flush()
     record_event(session, actor, "demand:demand:posted", "demand", demand.id, _snapshot(demand))
-    matching.recompute_for_demand(session, demand.id)
+    queue_match_recompute(session, demand_id=demand.id)
     return demand
 
 
@@ -191,7 +196,7 @@ def _own_locked(session: Session, actor: Actor, demand_id: int) -> Demand:
 
 
 def edit_demand(session: Session, actor: Actor, demand_id: int, draft: DemandDraft) -> Demand:
-    """Change an open or paused demand's terms and recompute its matches.
+    """Change an open or paused demand's terms; its matches are recomputed after the commit.
 
     Raises NotFound (not the actor's), InvalidTransition (closed) and ValidationError.
     """
@@ -208,7 +213,7 @@ def edit_demand(session: Session, actor: Actor, demand_id: int, draft: DemandDra
     after = _snapshot(demand)
     changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
     record_event(session, actor, "demand:demand:edited", "demand", demand.id, changes)
-    matching.recompute_for_demand(session, demand.id)
+    queue_match_recompute(session, demand_id=demand.id)
     return demand
 
 
@@ -234,7 +239,7 @@ def _transition(
         demand.id,
         {"status": [old.value, demand.status.value], **data},
     )
-    matching.recompute_for_demand(session, demand.id)
+    queue_match_recompute(session, demand_id=demand.id)
     return demand
 
 
@@ -384,80 +389,13 @@ def demand_for_viewer(session: Session, actor: Actor, demand_id: int) -> tuple[D
     raise NotFound(_l("No such demand."))
 
 
-@dataclass(frozen=True)
-class BoardFilters:
-    family: str | None = None
-    province: str | None = None
-    end_use: str | None = None
-    #: Tonnes the producer can supply: demands whose minimum lot is at most this.
-    supply: Decimal | None = None
-    page: int = 1
-    per_page: int = 30
-
-
-def wanted_query(filters: BoardFilters) -> Select[Demand]:
-    """Open public demands matching the filters, newest first (the wanted board's rows)."""
-    query = select(Demand).where(
-        Demand.status == DemandStatus.OPEN, Demand.visibility == Visibility.PUBLIC
-    )
-    if filters.family:
-        query = query.where(
-            exists().where(
-                DemandMaterial.demand_id == Demand.id,
-                DemandMaterial.material_family == filters.family,
-            )
-        )
-    if filters.province:
-        query = query.where(Demand.province == filters.province)
-    if filters.end_use:
-        query = query.where(Demand.end_use == filters.end_use)
-    if filters.supply is not None:
-        query = query.where(Demand.min_lot_size <= filters.supply)
-    return query.options(*_LISTED).order_by(Demand.created_at.desc(), Demand.id.desc())
-
-
-_LISTED = (
-    selectinload(Demand.specs),
-    selectinload(Demand.materials),
-    selectinload(Demand.buyer),
-    selectinload(Demand.delivery_site),
-)
-
-
-def wanted_board(session: Session, filters: BoardFilters) -> tuple[list[Demand], int]:
-    """Open public demands for producers, newest first, and how many match the filters."""
-    query = wanted_query(filters)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.scalars(
-        query.limit(filters.per_page).offset((max(filters.page, 1) - 1) * filters.per_page)
-    ).all()
-    return list(rows), total
-
-
-def demands_query(actor: Actor, filters: BoardFilters, status: str | None = None) -> Select[Demand]:
-    """The actor's company's demands (administrators: every demand), newest first.
-
-    ``filters`` narrow it as on the wanted board; ``status`` keeps one status.
-    """
-    query = select(Demand)
-    if not actor.is_admin:
-        query = query.where(Demand.buyer_id == require(actor, "view"))
-    if status:
-        query = query.where(Demand.status == DemandStatus(status))
-    if filters.family:
-        query = query.where(
-            exists().where(
-                DemandMaterial.demand_id == Demand.id,
-                DemandMaterial.material_family == filters.family,
-            )
-        )
-    if filters.province:
-        query = query.where(Demand.province == filters.province)
-    if filters.end_use:
-        query = query.where(Demand.end_use == filters.end_use)
-    if filters.supply is not None:
-        query = query.where(Demand.min_lot_size <= filters.supply)
-    return query.options(*_LISTED).order_by(Demand.created_at.desc(), Demand.id.desc())
+def wanted_board(
+    session: Session, filters: BoardFilters, actor: Actor = SYSTEM
+) -> tuple[list[Demand], int]:
+    """Open public demands for producers in the filters' order, and how many match (the
+    distance sort measures from one of ``actor``'s sites)."""
+    page = board_page(session, actor, wanted_query(filters), filters)
+    return page.rows, page.total
 
 
 def draft_of(demand: Demand, **changes: Any) -> DemandDraft:

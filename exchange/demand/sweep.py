@@ -1,7 +1,7 @@
 """The periodic matching sweep: expire overdue demands, recompute what changed since last time.
 
-Demands are recomputed synchronously when they are saved, and the listings context asks for a
-lot's recompute when it changes one (``exchange.jobs.queue_match_recompute``); the sweep is the
+The demand services queue a demand's recompute when they change one, and the listings context a
+lot's when it changes one (``exchange.jobs.queue_match_recompute``); the sweep is the
 safety net that catches every change either path missed, one row or column at a time.
 """
 

@@ -9,19 +9,33 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from exchange.accounts.models import Company
+from exchange.accounts.regions import PROVINCES
 from exchange.accounts.rules import role_allows
-from exchange.catalog.materials import EndUse
+from exchange.catalog.materials import END_USES, MATERIALS, EndUse, MaterialFamily
+from exchange.catalog.parameters import DERIVED_QUANTITIES
 from exchange.db import commit, get_session
-from exchange.demand import drafts, labels, matching, rules, services
-from exchange.demand.forms import AlertForm, BoardFilterForm, CloseForm, DemandForm, plain
-from exchange.demand.freight import DEFAULT_CO2, DEFAULT_RATES, settings_from_config
+from exchange.demand import board, drafts, labels, matching, rules, services
+from exchange.demand.board import BoardFilters
+from exchange.demand.forms import AlertForm, CloseForm, DemandForm, plain
+from exchange.demand.freight import (
+    DEFAULT_CO2,
+    DEFAULT_RATES,
+    TransportMode,
+    settings_from_config,
+)
 from exchange.demand.models import Demand, Match
+from exchange.demand.rules import spec_quantities
 from exchange.errors import DomainError, ValidationError
+from exchange.i18n import is_zh
+from exchange.listings.display import options_html
 from exchange.listings.models import Lot
+from exchange.listings.search import MAX_SPECS, Sort
+from exchange.listings.web import decimal_arg, spec_filters
 from exchange.security import current_actor
 
 bp = Blueprint("demand", __name__)
@@ -319,31 +333,85 @@ def close(demand_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("demand.show", demand_id=demand_id))
 
 
-@bp.route("/wanted")
-def wanted():  # type: ignore[no-untyped-def]
-    form = BoardFilterForm(request.args)
-    form.validate()
+#: The wanted board's sorts (the catalogue's, worded for demands' maximum prices).
+BOARD_SORT_LABELS = {
+    Sort.NEWEST.value: _l("Newest first"),
+    Sort.PRICE_DESC.value: _l("Maximum price: highest first"),
+    Sort.PRICE_ASC.value: _l("Maximum price: lowest first (largest fee asked first)"),
+    Sort.QUANTITY_DESC.value: _l("Quantity: largest first"),
+    Sort.QUANTITY_ASC.value: _l("Quantity: smallest first"),
+    Sort.DISTANCE.value: _l("Distance from my site"),
+}
+
+
+def parse_board() -> tuple[BoardFilters, list[str]]:
+    """The wanted board's filters from the URL, read as the lot catalogue reads its own; bad
+    values are dropped with a warning, never a 500."""
+    args = request.args
+    warnings: list[str] = []
+    specs = spec_filters(warnings, spec_quantities())
+
+    def choice(name: str, allowed: Any) -> str | None:
+        value = args.get(name) or None
+        return value if value is None or value in allowed else None
+
+    sort = args.get("sort", Sort.NEWEST.value)
     try:
-        page = max(1, int(request.args.get("page", "1")))
+        page = max(1, min(int(args.get("page", "1")), board.MAX_PAGE))
     except ValueError:
         page = 1
-    filters = services.BoardFilters(
-        family=form.family.data or None,
-        province=form.province.data or None,
-        end_use=form.end_use.data or None,
-        supply=form.supply.data if not form.supply.errors else None,
+    from_site = args.get("from_site", "")
+    filters = BoardFilters(
+        family=choice("family", {f.value for f in MaterialFamily}),
+        material=choice("material", MATERIALS),
+        province=choice("province", PROVINCES),
+        end_use=choice("end_use", {e.value for e in EndUse}),
+        supply=decimal_arg("supply", warnings),
+        mode=choice("mode", {m.value for m in TransportMode}),
+        quantity_min=decimal_arg("qty_min", warnings),
+        quantity_max=decimal_arg("qty_max", warnings),
+        price_min=decimal_arg("price_min", warnings),
+        price_max=decimal_arg("price_max", warnings),
+        specs=tuple(specs[:MAX_SPECS]),
+        text=args.get("q", "")[:200],
+        sort=Sort(sort) if sort in BOARD_SORT_LABELS else Sort.NEWEST,
+        origin_site_id=int(from_site) if from_site.isdigit() else None,
         page=page,
+        per_page=current_app.config.get("WANTED_PER_PAGE", board.PER_PAGE),
     )
-    demands, total = services.wanted_board(get_session(), filters)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return filters, warnings
+
+
+@bp.route("/wanted")
+def wanted():  # type: ignore[no-untyped-def]
+    filters, warnings = parse_board()
+    session = get_session()
+    actor = current_actor()
+    result = board.board_page(session, actor, board.wanted_query(filters), filters)
+    for warning in warnings:
+        flash(warning, "warning")
+    args = request.args.to_dict(flat=False)
+    args.pop("page", None)
+    user_company = current_user.company if current_user.is_authenticated else None
+    zh = is_zh()
     return render_template(
         "demand/wanted.html",
-        form=form,
-        demands=demands,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // filters.per_page)),
+        filters=filters,
+        result=result,
+        demands=result.rows,
+        total=result.total,
+        page=result.page,
+        pages=result.pages,
         args=args,
+        sites=user_company.sites if user_company else [],
+        zh=zh,
+        options_html=options_html,
+        family_labels=labels.FAMILY,
+        end_uses={e.value: info.name_zh if zh else info.name_en for e, info in END_USES.items()},
+        modes=[(m.value, labels.MODE[m]) for m in TransportMode],
+        derived=[(code, q.name_zh if zh else q.name_en) for code, q in DERIVED_QUANTITIES.items()],
+        sort_labels=BOARD_SORT_LABELS,
+        spec_rows=max(2, len(filters.specs) + 1),
     )
 
 

@@ -188,7 +188,8 @@ def words(text: str) -> list[str]:
     return [w for w in text.casefold().split() if w][:MAX_WORDS]
 
 
-def _like(word: str) -> str:
+def like_pattern(word: str) -> str:
+    """A LIKE pattern finding ``word`` anywhere (``\\`` escapes ``%``, ``_`` and itself)."""
     return "%" + re.sub(r"([\\%_])", r"\\\1", word) + "%"
 
 
@@ -252,7 +253,7 @@ def _text_filter(text: str) -> _Filter | None:
     def condition(lot_id: Any, search_text: Any) -> ColumnElement[bool]:
         parts = []
         for word in found:
-            match = search_text.like(_like(word), escape="\\")
+            match = search_text.like(like_pattern(word), escape="\\")
             number = _lot_number(word)
             parts.append(match | (lot_id == number) if number is not None else match)
         return and_(*parts)

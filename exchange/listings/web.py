@@ -107,7 +107,8 @@ def fail(exc: DomainError) -> None:
 # --- the public catalogue ------------------------------------------------------------------------
 
 
-def _decimal_arg(name: str, warnings: list[str]) -> Decimal | None:
+def decimal_arg(name: str, warnings: list[str]) -> Decimal | None:
+    """A number from the URL's ``name``; a bad one is dropped with a warning."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
@@ -121,9 +122,10 @@ def _decimal_arg(name: str, warnings: list[str]) -> Decimal | None:
     return value
 
 
-def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
-    """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
-    args, warnings = request.args, []
+def spec_filters(warnings: list[str], codes: Any = ASSAY_PARAMETERS) -> list[search.SpecFilter]:
+    """The URL's assay ranges (``spec_param``, ``spec_min``, ``spec_max`` rows) on ``codes``;
+    unknown parameters and bad numbers are dropped with a warning."""
+    args = request.args
     specs = []
     # A hand-written URL may leave out an empty bound (``spec_max``): missing ones are empty.
     triples = itertools.zip_longest(
@@ -132,7 +134,7 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
     for param, low, high in triples:
         if not param:
             continue
-        if param not in ASSAY_PARAMETERS:
+        if param not in codes:
             warnings.append(_("Unknown parameter; that filter was ignored."))
             continue
         bounds = []
@@ -146,6 +148,14 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
         if bounds[0] is None and bounds[1] is None:
             continue
         specs.append(search.SpecFilter(param, bounds[0], bounds[1]))
+    return specs
+
+
+def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
+    """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
+    args = request.args
+    warnings: list[str] = []
+    specs = spec_filters(warnings)
 
     def choice(name: str, allowed: Any) -> str | None:
         value = args.get(name) or None
@@ -163,10 +173,10 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
         province=choice("province", {code for code, _name in province_choices() if code}),
         end_use=choice("end_use", {u.value for u in END_USES}),
         sale_mode=choice("sale_mode", {m.value for m in SALE_MODE_LABELS}),
-        quantity_min=_decimal_arg("qty_min", warnings),
-        quantity_max=_decimal_arg("qty_max", warnings),
-        price_min=_decimal_arg("price_min", warnings),
-        price_max=_decimal_arg("price_max", warnings),
+        quantity_min=decimal_arg("qty_min", warnings),
+        quantity_max=decimal_arg("qty_max", warnings),
+        price_min=decimal_arg("price_min", warnings),
+        price_max=decimal_arg("price_max", warnings),
         specs=tuple(specs[: search.MAX_SPECS]),
         text=args.get("q", "")[:200],
         sort=search.Sort(sort) if sort in search.Sort.__members__.values() else search.Sort.NEWEST,

@@ -144,6 +144,25 @@ def test_buyer_posts_windows_and_sees_ranked_matches_with_reasons(
     page.goto(base + "/wanted")
     assert f"E2E iron corrective {lang}" in page.content()
     shots(page, f"{lang}-demand-03-wanted-board")
+    fits = "document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(fits)
+    narrow = viewport["width"] < 992
+    assert page.locator("#wanted-filters").is_visible() is not narrow
+    if narrow:  # the filters fold behind a button on a phone
+        page.click("button[data-bs-target='#filters']")
+        page.wait_for_selector("#wanted-filters", state="visible")
+    page.select_option("#end_use", "cement_iron_corrective")
+    page.fill("input[name='price_min']", "50")
+    page.select_option("select[name='spec_param'] >> nth=0", "Fe2O3")
+    page.fill("input[name='spec_min'] >> nth=0", "45")
+    page.select_option("#sort", "distance")
+    page.click("#wanted-filters button[type='submit']")
+    page.wait_for_load_state()
+    assert "end_use=cement_iron_corrective" in page.url and "sort=distance" in page.url
+    assert f"E2E iron corrective {lang}" in page.content()
+    assert page.locator(".demand-card .distance").count() >= 1
+    assert page.evaluate(fits)
+    shots(page, f"{lang}-demand-03b-wanted-board-filtered")
     assert errors == []
     context.close()
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from exchange.accounts.rules import Role
 from exchange.audit.models import AuditEvent
 from exchange.audit.services import verify
+from exchange.db import commit
 from exchange.demand import services
 from exchange.demand.models import Demand, DemandMaterial, DemandSpec, Match
 from exchange.demand.rules import DemandStatus, SpecWindow
@@ -121,6 +122,10 @@ def test_editing_replaces_windows_records_the_changes_and_rematches(db, buyer, h
     )
     services.edit_demand(db, actor_of(owner, company), demand.id, stricter)
     assert [s.parameter for s in db.get(Demand, demand.id).specs] == ["Fe2O3", "MgO"]
+    assert db.get(Demand, demand.id).matches_pending
+    commit(db)
+    db.refresh(demand)
+    assert not demand.matches_pending
     assert db.scalar(select(func.count()).where(Match.demand_id == demand.id)) == 0
     event = db.scalar(
         select(AuditEvent)
@@ -147,10 +152,13 @@ def test_pause_drops_matches_and_resume_brings_them_back(db, buyer, high_fe_lot)
     actor = actor_of(owner, company)
     demand = post_demand(db, company, owner)
     services.pause_demand(db, actor, demand.id)
+    commit(db)
     assert db.scalar(select(func.count()).where(Match.demand_id == demand.id)) == 0
     with pytest.raises(InvalidTransition):
         services.pause_demand(db, actor, demand.id)
     services.resume_demand(db, actor, demand.id)
+    assert db.get(Demand, demand.id).matches_pending
+    commit(db)
     assert db.scalar(select(func.count()).where(Match.demand_id == demand.id)) == 1
     actions = db.scalars(
         select(AuditEvent.action)
@@ -165,6 +173,7 @@ def test_a_closed_demand_loses_its_matches_and_cannot_be_edited_or_resumed(db, b
     actor = actor_of(owner, company)
     demand = post_demand(db, company, owner)
     services.close_demand(db, actor, demand.id, "fulfilled")
+    commit(db)
     assert db.get(Demand, demand.id).status is DemandStatus.FULFILLED
     assert db.get(Demand, demand.id).closed_at is not None
     assert db.scalar(select(func.count()).where(Match.demand_id == demand.id)) == 0

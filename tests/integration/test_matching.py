@@ -230,6 +230,8 @@ def test_saving_a_changed_demand_gives_the_same_table_as_a_full_rebuild(db, mark
         services.edit_demand(
             db, actor, target.id, draft(target.delivery_site_id, **DEMAND_CHANGES[change])
         )
+    assert snapshot(db) == before_change, "the recompute waits for the commit"
+    commit(db)
     incremental, rebuilt_table = rebuilt(db)
     assert incremental == rebuilt_table
     assert incremental != before_change, "the change should have changed some match"

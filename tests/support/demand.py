@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from exchange.accounts.models import Company, Site, User
 from exchange.catalog.materials import MATERIALS
 from exchange.catalog.rules import Fitness, end_use_allowed, grade
+from exchange.db import commit
 from exchange.demand import services
 from exchange.demand.drafts import DemandDraft
 from exchange.demand.rules import SpecWindow
@@ -100,9 +101,14 @@ def draft(site_id: int, **changes: Any) -> DemandDraft:
     return DemandDraft(**values)
 
 
-def post_demand(db: Session, buyer: Company, owner: User, **changes: Any):
+def post_demand(db: Session, buyer: Company, owner: User, *, settle: bool = True, **changes: Any):
+    """Post a demand as ``owner``; with ``settle``, commit so that its queued match recompute
+    runs (synchronously under TESTING), as after a request."""
     site_id = changes.pop("delivery_site_id", buyer.sites[0].id)
-    return services.create_demand(db, actor_of(owner, buyer), draft(site_id, **changes))
+    demand = services.create_demand(db, actor_of(owner, buyer), draft(site_id, **changes))
+    if settle:
+        commit(db)
+    return demand
 
 
 def grade_lot(db: Session, lot) -> None:  # type: ignore[no-untyped-def]
