@@ -108,8 +108,7 @@ class LotFilterSchema(ma.Schema):
         metadata={"description": "Words of the title or description (either language)."},
     )
     sort = Choice(_values(Sort), load_default=Sort.NEWEST.value)
-    from_site = fields.Integer(
-        strict=True,
+    from_site = fields.Integer(  # a query string value: "12" must parse
         validate=ID_RANGE,
         metadata={"description": "One of your company's sites: the `distance` sort's origin."},
     )

@@ -338,3 +338,12 @@ def test_withdrawing_through_the_api_takes_the_lot_off_the_catalogue(world, clie
     assert db.get(Lot, lot.id).status is LotStatus.WITHDRAWN
     ids = {row["id"] for row in client.get(BASE).get_json()}
     assert lot.id not in ids
+
+
+def test_the_distance_sort_takes_a_site_id_from_the_query_string(world, client):
+    """A query string carries text: ``from_site=12`` is an id, not a refusal."""
+    site = world["producer"].sites[0].id
+    headers = _headers(world, OWNER)
+    response = client.get(f"{BASE}?sort=distance&from_site={site}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert client.get(f"{BASE}?sort=distance&from_site=abc", headers=headers).status_code == 422
