@@ -1,6 +1,6 @@
 """A producer's production–use linkage: where its red mud went (buyers' sectors, provinces and
-end uses, from its received deliveries) and how its contracted offtake compares with what it
-generated."""
+end uses, from its received deliveries), and how its contracted offtake and the open demand
+for its lots compare with what it generated."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from exchange.accounts.models import Company
 from exchange.actor import Actor
 from exchange.contracts.models import Contract
 from exchange.contracts.rules import ContractStatus
+from exchange.demand.models import Demand, DemandStatus, Match
+from exchange.listings.models import Lot
+from exchange.listings.rules import Recurrence
 from exchange.reporting import feeds, rules
 from exchange.reporting.statistics import Period
 
@@ -43,6 +46,11 @@ class Offtake:
     #: Dry red-mud tonnes of the contracts it signed in the period (binding offtake).
     contracted_t: Decimal
     deliveries: int
+    #: Tonnes the open demands matching its lots ask for over the period (a monthly demand
+    #: counts once per month of the period); each demand once however many lots it matches.
+    demanded_t: Decimal
+    #: How many open demands match its lots now.
+    demands: int
     #: Deliveries on a wet basis without a moisture: not converted, left out of the tonnes.
     unconverted: int
     by_sector: list[Share]
@@ -56,6 +64,32 @@ class Offtake:
     @property
     def contracted_rate(self) -> Decimal | None:
         return rules.utilization_rate(self.generated_t, self.contracted_t)
+
+    @property
+    def demanded_rate(self) -> Decimal | None:
+        return rules.utilization_rate(self.generated_t, self.demanded_t)
+
+
+def demanded_offtake(session: Session, company_id: int, months: int) -> tuple[Decimal, int]:
+    """(tonnes, demands) that open demands matching the producer's lots ask for over
+    ``months`` months: one-off demands once, monthly ones per month."""
+    rows = session.execute(
+        select(Demand.id, Demand.quantity, Demand.recurrence)
+        .where(
+            Demand.status == DemandStatus.OPEN,
+            Demand.id.in_(
+                select(Match.demand_id)
+                .join(Lot, Lot.id == Match.lot_id)
+                .where(Lot.producer_id == company_id)
+            ),
+        )
+        .order_by(Demand.id)
+    ).all()
+    total = sum(
+        (q * months if r == Recurrence.MONTHLY else q for _id, q, r in rows),
+        ZERO,
+    )
+    return Decimal(total).quantize(TONNE, ROUND_HALF_UP), len(rows)
 
 
 def _shares(sums: dict[str, list[Decimal | int]]) -> list[Share]:
@@ -121,8 +155,13 @@ def offtake(session: Session, company_id: int, period: Period) -> Offtake:
         dry = rules.dry_tonnes(quantity, basis, moisture)
         if dry is not None:
             contracted += rules.red_mud_tonnes(dry, feeds.red_mud_factor(code))
+    first, last = period.first, period.last
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    demanded, demands = demanded_offtake(session, company_id, months)
     return Offtake(
         generated_t=generated,
+        demanded_t=demanded,
+        demands=demands,
         delivered_t=delivered.quantize(TONNE, ROUND_HALF_UP),
         contracted_t=contracted.quantize(TONNE, ROUND_HALF_UP),
         deliveries=len(facts),

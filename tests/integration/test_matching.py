@@ -586,3 +586,30 @@ def test_the_prefilters_narrow_the_candidates_on_both_sides(db):
         [lot_facts] = facts.load_lot_facts(db, [lot.id])
         candidates = db.scalars(prefilter.demand_candidates_sql(lot_facts, settings)).all()
         assert prefilter.within_windows(db, lot_facts, candidates) == expected
+
+
+def test_a_producers_demanded_offtake_counts_the_open_demands_matching_its_lots(db):
+    """The production–use linkage: open demands that match the producer's lots, each once,
+    monthly ones per month of the period; closed demands and other producers' lots not."""
+    from exchange.reporting.offtake import offtake
+    from exchange.reporting.rules import add_months
+    from exchange.reporting.statistics import Period
+
+    binzhou, _ = producer_at(db, "binzhou")
+    lvliang, _ = producer_at(db, "lvliang")
+    make_lot(db, binzhou, assay=HIGH_FE_BAYER, price="-20")
+    make_lot(db, binzhou, assay=HIGH_FE_BAYER, price="-30")  # a second lot: still one demand
+    buyer, owner = make_company(db, producer=False, buyer=True)
+    monthly = post_demand(db, buyer, owner, max_price=D("200"))  # 3,000 t a month
+    once = post_demand(db, buyer, owner, max_price=D("200"), recurrence="one_off")
+    closed = post_demand(db, buyer, owner, max_price=D("200"))
+    services.close_demand(db, actor_of(owner, buyer), closed.id, "withdrawn")
+    commit(db)
+    assert {m.demand_id for m in matching.matches_for_demand(db, monthly.id)} == {monthly.id}
+    first = dt.date.today().replace(day=1)
+    linkage = offtake(db, binzhou.id, Period(first, first))
+    assert linkage.demands == 2
+    assert linkage.demanded_t == monthly.quantity + once.quantity
+    quarter = offtake(db, binzhou.id, Period(first, add_months(first, 2)))
+    assert quarter.demanded_t == 3 * monthly.quantity + once.quantity
+    assert offtake(db, lvliang.id, Period(first, first)).demands == 0
