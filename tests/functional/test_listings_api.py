@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from exchange.audit.models import AuditEvent
-from exchange.listings import uploads
+from exchange.listings import services, uploads
 from exchange.listings.models import AssayValue, Certificate, Lot
 from exchange.listings.rules import LotStatus
 from tests.support.api import assert_error_shape, bearer, make_token
@@ -44,6 +44,8 @@ def world(app, db):
         actor = actor_of(owner, producer)
         published = listed_lot(db, producer, owner, publish=True, title_en="Published lot")
         draft = listed_lot(db, producer, owner, assay=GOOD_ASSAY, title_en="Draft lot")
+        pending = listed_lot(db, producer, owner, assay=GOOD_ASSAY, title_en="Pending lot")
+        services.submit_lot(db, actor, pending.id, auto_publish=False)
         files = {
             lot.id: uploads.add_certificate(
                 db,
@@ -55,7 +57,7 @@ def world(app, db):
                 upload_dir=app.config["UPLOAD_DIR"],
                 max_bytes=10_000_000,
             )
-            for lot in (published, draft)
+            for lot in (published, draft, pending)
         }
     db.flush()
     tokens = {
@@ -68,7 +70,7 @@ def world(app, db):
     return {
         "producer": producer,
         "owner": owner,
-        "lots": {"published": published, "draft": draft},
+        "lots": {"published": published, "draft": draft, "pending": pending},
         "files": files,
         "tokens": tokens,
     }
@@ -123,6 +125,8 @@ DRAFT_READERS = {ANON: 401, UNVERIFIED: 404, OTHER: 404}
 #: Producer writes: read tokens, non-producers, unverified companies and administrators refused.
 WRITE_DRAFT = {ANON: 401, READ: 403, UNVERIFIED: 403, OTHER: 404, ADMIN: 403}
 WRITE_PUBLISHED = {**WRITE_DRAFT, OTHER: 403}
+#: The review of submitted lots: administrators only.
+ADMINS_ONLY = {ANON: 401, READ: 403, UNVERIFIED: 403, OTHER: 403, OWNER: 403}
 
 # (method, path, lot, body kind, body, {persona: status}, default status)
 MATRIX = [
@@ -138,6 +142,17 @@ MATRIX = [
         201,
     ),
     ("GET", "/mine", None, None, None, {ANON: 401, ADMIN: 403}, 200),
+    ("GET", "/pending", None, None, None, ADMINS_ONLY, 200),
+    ("POST", "/{lot}/approve", "pending", None, None, ADMINS_ONLY, 200),
+    (
+        "POST",
+        "/{lot}/reject",
+        "pending",
+        "json",
+        {"reason": "Assay older than a year"},
+        ADMINS_ONLY,
+        200,
+    ),
     ("GET", "/{lot}", "published", None, None, {}, 200),
     ("GET", "/{lot}", "draft", None, None, {ANON: 404, UNVERIFIED: 404, OTHER: 404}, 200),
     ("PATCH", "/{lot}", "draft", "json", {"title_en": "Renamed"}, WRITE_DRAFT, 200),
