@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from exchange.audit.models import AuditEvent
-from exchange.listings import services, uploads
+from exchange.listings import assays, services, uploads
 from exchange.listings.models import AssayValue, Certificate, Lot
 from exchange.listings.rules import LotStatus
 from tests.support.api import assert_error_shape, bearer, make_token
 from tests.support.builders import actor_of, make_company, make_user
-from tests.support.lots import GOOD_ASSAY, listed_lot
+from tests.support.lots import GOOD_ASSAY, LAB, listed_lot
 
 ANON, READ, UNVERIFIED, OTHER, OWNER, ADMIN = (
     "anonymous",
@@ -353,3 +353,61 @@ def test_withdrawing_through_the_api_takes_the_lot_off_the_catalogue(world, clie
     assert db.get(Lot, lot.id).status is LotStatus.WITHDRAWN
     ids = {row["id"] for row in client.get(BASE).get_json()}
     assert lot.id not in ids
+
+
+# --- the review of submitted lots ------------------------------------------------------------
+
+
+def test_the_review_queue_shows_each_lot_with_what_blocks_it(world, client, db, app):
+    pending = world["lots"]["pending"]
+    with app.test_request_context():
+        blocked = listed_lot(db, world["producer"], world["owner"], assay=GOOD_ASSAY)
+        actor = actor_of(world["owner"], world["producer"])
+        services.submit_lot(db, actor, blocked.id, auto_publish=False)
+        no_ph = {k: v for k, v in GOOD_ASSAY.items() if k != "leach_pH"}
+        assays.record_assay(db, actor, blocked.id, LAB, no_ph)
+    db.flush()
+    response = client.get(f"{BASE}/pending", headers=_headers(world, ADMIN))
+    assert response.status_code == 200
+    rows = {row["id"]: row for row in response.get_json()}
+    assert set(rows) == {pending.id, blocked.id}
+    assert rows[pending.id]["problems"] == {} and rows[pending.id]["status"] == "pending_review"
+    assert "assay" in rows[blocked.id]["problems"]
+
+    refused = client.post(f"{BASE}/{blocked.id}/approve", headers=_headers(world, ADMIN))
+    assert "assay" in assert_error_shape(refused, 422)["errors"]
+    db.expire_all()
+    assert db.get(Lot, blocked.id).status is LotStatus.PENDING_REVIEW
+
+
+def test_an_approved_lot_is_published_once(world, client, db):
+    lot = world["lots"]["pending"]
+    url = f"{BASE}/{lot.id}/approve"
+    approved = client.post(url, headers=_headers(world, ADMIN))
+    assert approved.status_code == 200 and approved.get_json()["status"] == "published"
+    assert lot.id in {row["id"] for row in client.get(BASE).get_json()}
+    assert_error_shape(client.post(url, headers=_headers(world, ADMIN)), 409)
+    draft = world["lots"]["draft"]
+    assert_error_shape(
+        client.post(f"{BASE}/{draft.id}/approve", headers=_headers(world, ADMIN)), 409
+    )
+    missing = client.post(f"{BASE}/2147483647/approve", headers=_headers(world, ADMIN))
+    assert_error_shape(missing, 404)
+
+
+def test_a_rejection_needs_a_reason_and_returns_the_lot_to_its_producer(world, client, db):
+    lot = world["lots"]["pending"]
+    url = f"{BASE}/{lot.id}/reject"
+    for body in ({}, {"reason": ""}, {"reason": "   "}):
+        refused = client.post(url, json=body, headers=_headers(world, ADMIN))
+        assert "reason" in assert_error_shape(refused, 422)["errors"]
+    db.expire_all()
+    assert db.get(Lot, lot.id).status is LotStatus.PENDING_REVIEW
+
+    rejected = client.post(
+        url, json={"reason": "Sample older than a year"}, headers=_headers(world, ADMIN)
+    )
+    assert rejected.status_code == 200 and rejected.get_json()["status"] == "draft"
+    mine = client.get(f"{BASE}/{lot.id}", headers=_headers(world, OWNER)).get_json()
+    assert mine["status_note"] == "Sample older than a year"
+    assert "submitted" in mine["allowed_actions"]  # the producer may fix it and resubmit
