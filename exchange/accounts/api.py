@@ -1,23 +1,31 @@
-"""JSON API of the accounts context: the caller, companies and sites, the caller's tokens."""
+"""JSON API of the accounts context: the caller, companies with their sites and members,
+administrators' company verification, the caller's tokens."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask.views import MethodView
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from exchange.accounts import companies, tokens
-from exchange.accounts.models import ApiToken, Company
+from exchange.accounts.models import ApiToken, Company, Invitation, Membership
 from exchange.accounts.schemas import (
     CallerSchema,
     CompanyPublicSchema,
     CompanySchema,
+    InvitationCreateSchema,
+    InvitationSchema,
+    MemberRoleSchema,
+    MemberSchema,
     SiteCreateSchema,
     SiteSchema,
     TokenFilterSchema,
     TokenSchema,
+    VerificationDecisionSchema,
+    VerificationFilterSchema,
 )
 from exchange.apiplatform import ApiBlueprint, api_actor, current_caller, paginate_query
 from exchange.db import commit, get_session
@@ -27,7 +35,8 @@ companies_blp = ApiBlueprint(
     "companies",
     __name__,
     url_prefix="/companies",
-    description="Your company with its sites and members, and public company profiles.",
+    description="Your company with its sites, members and invitations; public company "
+    "profiles; the verification queue and decisions (administrators).",
 )
 tokens_blp = ApiBlueprint(
     "tokens",
@@ -80,6 +89,112 @@ class OwnSite(MethodView):
         session = get_session()
         companies.remove_site(session, api_actor(), site_id)
         commit(session)
+
+
+@companies_blp.route("/me/members")
+class OwnMembers(MethodView):
+    @companies_blp.auth()
+    @companies_blp.response(200, MemberSchema(many=True))
+    @companies_blp.paginate(page_size=50)
+    def get(self, pagination_parameters: Any) -> list[Membership]:
+        """Your company's members with their roles"""
+        query = companies.members_query(api_actor())
+        return paginate_query(get_session(), query, pagination_parameters)
+
+
+@companies_blp.route("/me/members/<id:membership_id>")
+class OwnMember(MethodView):
+    @companies_blp.auth()
+    @companies_blp.arguments(MemberRoleSchema)
+    @companies_blp.response(200, MemberSchema)
+    @companies_blp.alt_response(404, response="NOT_FOUND")
+    @companies_blp.alt_response(409, response="CONFLICT")
+    def patch(self, data: dict[str, Any], membership_id: int) -> Membership:
+        """Give a member another role (owners; the company keeps at least one owner)"""
+        session = get_session()
+        membership = companies.change_role(session, api_actor(), membership_id, data["role"])
+        commit(session)
+        return membership
+
+    @companies_blp.auth()
+    @companies_blp.response(204)
+    @companies_blp.alt_response(404, response="NOT_FOUND")
+    @companies_blp.alt_response(409, response="CONFLICT")
+    def delete(self, membership_id: int) -> None:
+        """Remove a member; their account is deactivated (owners; not yourself, not the last
+        owner)"""
+        session = get_session()
+        companies.remove_member(session, api_actor(), membership_id)
+        commit(session)
+
+
+@companies_blp.route("/me/invitations")
+class OwnInvitations(MethodView):
+    @companies_blp.auth()
+    @companies_blp.response(200, InvitationSchema(many=True))
+    @companies_blp.paginate(page_size=50)
+    def get(self, pagination_parameters: Any) -> list[Invitation]:
+        """Invitations still open, newest first (owners)"""
+        query = companies.open_invitations_query(api_actor())
+        return paginate_query(get_session(), query, pagination_parameters)
+
+    @companies_blp.auth()
+    @companies_blp.idempotent
+    @companies_blp.arguments(InvitationCreateSchema)
+    @companies_blp.response(201, InvitationSchema)
+    @companies_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data: dict[str, Any]) -> Invitation:
+        """Invite a colleague by e-mail with a role (owners); the link is mailed to them"""
+        session = get_session()
+        invitation = companies.invite_member(
+            session, api_actor(), data["email"], data["role"], str(get_locale())
+        )
+        commit(session)
+        return invitation
+
+
+@companies_blp.route("/me/invitations/<id:invitation_id>")
+class OwnInvitation(MethodView):
+    @companies_blp.auth()
+    @companies_blp.response(204)
+    @companies_blp.alt_response(404, response="NOT_FOUND")
+    @companies_blp.alt_response(409, response="CONFLICT")
+    def delete(self, invitation_id: int) -> None:
+        """Revoke an open invitation; its link stops working (owners)"""
+        session = get_session()
+        companies.revoke_invitation(session, api_actor(), invitation_id)
+        commit(session)
+
+
+@companies_blp.route("")
+class VerificationQueue(MethodView):
+    @companies_blp.auth()
+    @companies_blp.arguments(VerificationFilterSchema, location="query")
+    @companies_blp.response(200, CompanySchema(many=True))
+    @companies_blp.paginate(page_size=50)
+    def get(self, filters: dict[str, Any], pagination_parameters: Any) -> list[Company]:
+        """Registered companies for verification, oldest first (administrators)"""
+        companies.require_admin(api_actor())
+        query = companies.verification_queue_query(filters.get("status"), filters.get("q"))
+        return paginate_query(get_session(), query, pagination_parameters)
+
+
+@companies_blp.route("/<id:company_id>/verification")
+class Verification(MethodView):
+    @companies_blp.auth()
+    @companies_blp.arguments(VerificationDecisionSchema)
+    @companies_blp.response(200, CompanySchema)
+    @companies_blp.alt_response(404, response="NOT_FOUND")
+    @companies_blp.alt_response(409, response="CONFLICT")
+    @companies_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data: dict[str, Any], company_id: int) -> Company:
+        """Verify or reject a company with a reason (administrators; its owners are e-mailed)"""
+        session = get_session()
+        company = companies.decide_verification(
+            session, api_actor(), company_id, data["decision"], data["reason"], str(get_locale())
+        )
+        commit(session)
+        return company
 
 
 @companies_blp.route("/<id:company_id>")

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from exchange.accounts import rules
@@ -196,6 +196,28 @@ def revoke_invitation(session: Session, actor: Actor, invitation_id: int) -> Non
     )
 
 
+def open_invitations_query(actor: Actor) -> Select[Any]:
+    """The actor's company's invitations still open (not accepted, revoked or expired),
+    newest first; only for those who manage members."""
+    company_id = require(actor, "manage_members")
+    return (
+        select(Invitation)
+        .where(
+            Invitation.company_id == company_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+        .order_by(Invitation.id.desc())
+    )
+
+
+def members_query(actor: Actor) -> Select[Any]:
+    """The memberships of the actor's company, oldest first (any member may read them)."""
+    company_id = require(actor, "view")
+    return select(Membership).where(Membership.company_id == company_id).order_by(Membership.id)
+
+
 def open_invitation(session: Session, token: str) -> Invitation:
     invitation = session.scalar(
         select(Invitation).where(Invitation.token_hash == token_hash(token))
@@ -264,7 +286,7 @@ def _owners(session: Session, company_id: int) -> int:
     )
 
 
-def change_role(session: Session, actor: Actor, membership_id: int, role: str) -> None:
+def change_role(session: Session, actor: Actor, membership_id: int, role: str) -> Membership:
     """Give a member another role; a company always keeps an owner."""
     company = lock_company(session, require(actor, "manage_members"))
     membership = session.get(Membership, membership_id)
@@ -287,6 +309,7 @@ def change_role(session: Session, actor: Actor, membership_id: int, role: str) -
         company.id,
         {"user_id": membership.user_id, "role": [old.value, new_role.value]},
     )
+    return membership
 
 
 def remove_member(session: Session, actor: Actor, membership_id: int) -> None:
@@ -359,6 +382,13 @@ def decide_verification(
 
 
 def verification_queue(session: Session, status: str | None, search: str | None) -> list[Company]:
+    """Companies in ``status`` (every status if None) matching ``search``, oldest first."""
+    return list(session.scalars(verification_queue_query(status, search).limit(500)))
+
+
+def verification_queue_query(status: str | None, search: str | None) -> Select[Any]:
+    """The query behind :func:`verification_queue`; the caller checks the actor is an
+    administrator."""
     query = select(Company).order_by(Company.created_at, Company.id)
     if status:
         query = query.where(Company.verification_status == VerificationStatus(status))
@@ -369,7 +399,7 @@ def verification_queue(session: Session, status: str | None, search: str | None)
             | Company.legal_name_en.like(like)
             | Company.uscc.like(like)
         )
-    return list(session.scalars(query.limit(500)))
+    return query
 
 
 def create_admin(session: Session, email: str, password: str, actor: Actor) -> User:

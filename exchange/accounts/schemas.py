@@ -69,11 +69,41 @@ class SiteCreateSchema(ma.Schema):
 class MemberSchema(ma.Schema):
     """A membership: the user and their role in the company."""
 
+    id = fields.Integer(
+        required=True, metadata={"description": "The membership's id (to change or remove it)."}
+    )
     user_id = fields.Integer(required=True)
     display_name = fields.String(required=True, attribute="user.display_name")
     email = fields.String(required=True, attribute="user.email")
     role = fields.String(required=True, validate=validate.OneOf(_values(Role)))
     joined_at = Timestamp(required=True, attribute="created_at")
+
+
+class MemberRoleSchema(ma.Schema):
+    """A member's new role; a company always keeps at least one owner."""
+
+    role = fields.String(required=True, validate=validate.OneOf(_values(Role)))
+
+
+class InvitationCreateSchema(ma.Schema):
+    """Invite a colleague by e-mail; the link mailed to them is valid for 14 days."""
+
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    role = fields.String(
+        load_default=Role.TRADER.value,
+        validate=validate.OneOf(_values(Role)),
+        metadata={"description": "The role the colleague gets on accepting (default trader)."},
+    )
+
+
+class InvitationSchema(ma.Schema):
+    """An invitation to join the company (never its link)."""
+
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(_values(Role)))
+    created_at = Timestamp(required=True)
+    expires_at = Timestamp(required=True)
 
 
 class CompanyPublicSchema(ma.Schema):
@@ -135,3 +165,30 @@ class TokenSchema(ma.Schema):
 
 class TokenFilterSchema(ma.Schema):
     active = fields.Boolean(metadata={"description": "Only active (true) or revoked (false)."})
+
+
+class VerificationFilterSchema(ma.Schema):
+    status = fields.String(
+        validate=validate.OneOf(_values(VerificationStatus)),
+        metadata={"description": "Only companies in this verification status (default: all)."},
+    )
+    q = fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": "Part of the Chinese or English name, or of the USCC."},
+    )
+
+
+class VerificationDecisionSchema(ma.Schema):
+    """An administrator's decision on a company; the owners are told by e-mail."""
+
+    decision = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            [VerificationStatus.VERIFIED.value, VerificationStatus.REJECTED.value]
+        ),
+    )
+    reason = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "Shown to the company; required to reject."},
+    )

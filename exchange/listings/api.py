@@ -1,4 +1,5 @@
-"""JSON API of lots: the catalogue, a producer's lots and their terms, assays and certificates.
+"""JSON API of lots: the catalogue, a producer's lots and their terms, assays and certificates,
+and the administrators' review of submitted lots.
 
 Same rules as the web pages because both call the same services. The catalogue and a
 published lot's terms are public; assays and certificates need a token of a verified company
@@ -14,6 +15,7 @@ from typing import Any
 
 from flask import Response, current_app
 from flask.views import MethodView
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
@@ -23,7 +25,7 @@ from exchange.apiplatform import ApiBlueprint, api_actor, current_caller, pagina
 from exchange.apiplatform.errors import ErrorSchema
 from exchange.catalog.materials import MATERIALS
 from exchange.catalog.parameters import ASSAY_PARAMETERS
-from exchange.db import commit, get_session
+from exchange.db import commit, get_session, utcnow
 from exchange.errors import Forbidden, NotFound, Unauthorized
 from exchange.files import send_stored
 from exchange.listings import assays, rules, search, services, uploads
@@ -41,6 +43,8 @@ from exchange.listings.schemas import (
     LotUpdateSchema,
     MyLotFilterSchema,
     QuantitySchema,
+    RejectSchema,
+    ReviewLotSchema,
     WithdrawSchema,
 )
 
@@ -98,6 +102,13 @@ class LotView:
     @property
     def fit_uses(self) -> list[str]:
         return [row.end_use for row in self.lot.end_uses if row.fitness == "fit"]
+
+
+@dataclass(frozen=True)
+class ReviewView(LotView):
+    """A lot under review with what would stop it from being published now."""
+
+    problems: dict[str, list[str]]
 
 
 def _view(actor: Actor, lot: Lot) -> LotView:
@@ -219,6 +230,20 @@ class MyLots(MethodView):
         return [_view(actor, lot) for lot in lots]
 
 
+@blp.route("/pending")
+class ReviewQueue(MethodView):
+    @blp.auth()
+    @blp.response(200, ReviewLotSchema(many=True))
+    @blp.paginate(page_size=50)
+    def get(self, pagination_parameters: Any) -> list[ReviewView]:
+        """Lots waiting for review, oldest first, with what blocks them (administrators)"""
+        session, actor = get_session(), api_actor()
+        query = services.moderation_queue_query(actor)
+        lots = paginate_query(session, query, pagination_parameters)
+        now = utcnow()
+        return [ReviewView(lot, True, [], services.publication_problems(lot, now)) for lot in lots]
+
+
 @blp.route("/<id:lot_id>")
 class LotItem(MethodView):
     @blp.public
@@ -284,6 +309,39 @@ class Withdraw(MethodView):
     def post(self, data: dict[str, Any], lot_id: int) -> LotView:
         """Take your lot off the market (a draft, under review or published)"""
         return _lot_action(lot_id, lambda s, a: services.withdraw_lot(s, a, lot_id, data["reason"]))
+
+
+@blp.route("/<id:lot_id>/approve")
+class Approve(MethodView):
+    @blp.auth()
+    @blp.response(200, LotSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, lot_id: int) -> LotView:
+        """Publish a lot under review (administrators; the producer is told)
+
+        Refused (422) while something blocks publication, as listed in `/lots/pending`.
+        """
+        return _lot_action(
+            lot_id, lambda s, a: services.approve_lot(s, a, lot_id, str(get_locale()))
+        )
+
+
+@blp.route("/<id:lot_id>/reject")
+class Reject(MethodView):
+    @blp.auth()
+    @blp.arguments(RejectSchema)
+    @blp.response(200, LotSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, data: dict[str, Any], lot_id: int) -> LotView:
+        """Send a lot under review back to its producer as a draft, with the reason
+        (administrators; the producer is told)"""
+        return _lot_action(
+            lot_id,
+            lambda s, a: services.reject_lot(s, a, lot_id, data["reason"], str(get_locale())),
+        )
 
 
 @blp.route("/<id:lot_id>/quantity")

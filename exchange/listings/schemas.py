@@ -198,6 +198,14 @@ class WithdrawSchema(ma.Schema):
     reason = Text(500, blank=True, load_default="")
 
 
+class RejectSchema(ma.Schema):
+    """Why a lot under review goes back to its producer as a draft."""
+
+    reason = Text(
+        500, required=True, metadata={"description": "Shown to the producer, who may fix it."}
+    )
+
+
 class QuantitySchema(ma.Schema):
     quantity = Tonnes(
         required=True,
@@ -355,6 +363,19 @@ class LotSchema(ma.Schema):
     allowed_actions = fields.List(
         fields.String(),
         metadata={"description": "What the caller may do now (`submitted`, `withdrawn`)."},
+    )
+
+
+class ReviewLotSchema(LotSchema):
+    """A lot under review as the moderators see it."""
+
+    problems = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "What stops it from being published now, by field (empty when "
+            "nothing does)."
+        },
     )
 
 

@@ -397,15 +397,15 @@ def _notify(session: Session, lot: Lot, decision: str, reason: str, locale: str)
 
 
 def moderation_queue(session: Session, actor: Actor) -> list[Lot]:
-    """Lots waiting for review, oldest first."""
+    """Lots waiting for review, oldest first (administrators; Forbidden otherwise)."""
+    return list(session.scalars(moderation_queue_query(actor).limit(500)))
+
+
+def moderation_queue_query(actor: Actor) -> Select[Any]:
+    """The query behind :func:`moderation_queue` (administrators; Forbidden otherwise)."""
     require_admin(actor)
-    return list(
-        session.scalars(
-            select(Lot)
-            .where(Lot.status == LotStatus.PENDING_REVIEW)
-            .order_by(Lot.submitted_at, Lot.id)
-            .limit(500)
-        )
+    return (
+        select(Lot).where(Lot.status == LotStatus.PENDING_REVIEW).order_by(Lot.submitted_at, Lot.id)
     )
 
 

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from exchange.audit.models import AuditEvent
-from exchange.listings import uploads
+from exchange.listings import assays, services, uploads
 from exchange.listings.models import AssayValue, Certificate, Lot
 from exchange.listings.rules import LotStatus
 from tests.support.api import assert_error_shape, bearer, make_token
 from tests.support.builders import actor_of, make_company, make_user
-from tests.support.lots import GOOD_ASSAY, listed_lot
+from tests.support.lots import GOOD_ASSAY, LAB, listed_lot
 
 ANON, READ, UNVERIFIED, OTHER, OWNER, ADMIN = (
     "anonymous",
@@ -44,6 +44,8 @@ def world(app, db):
         actor = actor_of(owner, producer)
         published = listed_lot(db, producer, owner, publish=True, title_en="Published lot")
         draft = listed_lot(db, producer, owner, assay=GOOD_ASSAY, title_en="Draft lot")
+        pending = listed_lot(db, producer, owner, assay=GOOD_ASSAY, title_en="Pending lot")
+        services.submit_lot(db, actor, pending.id, auto_publish=False)
         files = {
             lot.id: uploads.add_certificate(
                 db,
@@ -55,7 +57,7 @@ def world(app, db):
                 upload_dir=app.config["UPLOAD_DIR"],
                 max_bytes=10_000_000,
             )
-            for lot in (published, draft)
+            for lot in (published, draft, pending)
         }
     db.flush()
     tokens = {
@@ -68,7 +70,7 @@ def world(app, db):
     return {
         "producer": producer,
         "owner": owner,
-        "lots": {"published": published, "draft": draft},
+        "lots": {"published": published, "draft": draft, "pending": pending},
         "files": files,
         "tokens": tokens,
     }
@@ -123,6 +125,8 @@ DRAFT_READERS = {ANON: 401, UNVERIFIED: 404, OTHER: 404}
 #: Producer writes: read tokens, non-producers, unverified companies and administrators refused.
 WRITE_DRAFT = {ANON: 401, READ: 403, UNVERIFIED: 403, OTHER: 404, ADMIN: 403}
 WRITE_PUBLISHED = {**WRITE_DRAFT, OTHER: 403}
+#: The review of submitted lots: administrators only.
+ADMINS_ONLY = {ANON: 401, READ: 403, UNVERIFIED: 403, OTHER: 403, OWNER: 403}
 
 # (method, path, lot, body kind, body, {persona: status}, default status)
 MATRIX = [
@@ -138,6 +142,17 @@ MATRIX = [
         201,
     ),
     ("GET", "/mine", None, None, None, {ANON: 401, ADMIN: 403}, 200),
+    ("GET", "/pending", None, None, None, ADMINS_ONLY, 200),
+    ("POST", "/{lot}/approve", "pending", None, None, ADMINS_ONLY, 200),
+    (
+        "POST",
+        "/{lot}/reject",
+        "pending",
+        "json",
+        {"reason": "Assay older than a year"},
+        ADMINS_ONLY,
+        200,
+    ),
     ("GET", "/{lot}", "published", None, None, {}, 200),
     ("GET", "/{lot}", "draft", None, None, {ANON: 404, UNVERIFIED: 404, OTHER: 404}, 200),
     ("PATCH", "/{lot}", "draft", "json", {"title_en": "Renamed"}, WRITE_DRAFT, 200),
@@ -347,3 +362,61 @@ def test_the_distance_sort_takes_a_site_id_from_the_query_string(world, client):
     response = client.get(f"{BASE}?sort=distance&from_site={site}", headers=headers)
     assert response.status_code == 200, response.get_json()
     assert client.get(f"{BASE}?sort=distance&from_site=abc", headers=headers).status_code == 422
+
+
+# --- the review of submitted lots ------------------------------------------------------------
+
+
+def test_the_review_queue_shows_each_lot_with_what_blocks_it(world, client, db, app):
+    pending = world["lots"]["pending"]
+    with app.test_request_context():
+        blocked = listed_lot(db, world["producer"], world["owner"], assay=GOOD_ASSAY)
+        actor = actor_of(world["owner"], world["producer"])
+        services.submit_lot(db, actor, blocked.id, auto_publish=False)
+        no_ph = {k: v for k, v in GOOD_ASSAY.items() if k != "leach_pH"}
+        assays.record_assay(db, actor, blocked.id, LAB, no_ph)
+    db.flush()
+    response = client.get(f"{BASE}/pending", headers=_headers(world, ADMIN))
+    assert response.status_code == 200
+    rows = {row["id"]: row for row in response.get_json()}
+    assert set(rows) == {pending.id, blocked.id}
+    assert rows[pending.id]["problems"] == {} and rows[pending.id]["status"] == "pending_review"
+    assert "assay" in rows[blocked.id]["problems"]
+
+    refused = client.post(f"{BASE}/{blocked.id}/approve", headers=_headers(world, ADMIN))
+    assert "assay" in assert_error_shape(refused, 422)["errors"]
+    db.expire_all()
+    assert db.get(Lot, blocked.id).status is LotStatus.PENDING_REVIEW
+
+
+def test_an_approved_lot_is_published_once(world, client, db):
+    lot = world["lots"]["pending"]
+    url = f"{BASE}/{lot.id}/approve"
+    approved = client.post(url, headers=_headers(world, ADMIN))
+    assert approved.status_code == 200 and approved.get_json()["status"] == "published"
+    assert lot.id in {row["id"] for row in client.get(BASE).get_json()}
+    assert_error_shape(client.post(url, headers=_headers(world, ADMIN)), 409)
+    draft = world["lots"]["draft"]
+    assert_error_shape(
+        client.post(f"{BASE}/{draft.id}/approve", headers=_headers(world, ADMIN)), 409
+    )
+    missing = client.post(f"{BASE}/2147483647/approve", headers=_headers(world, ADMIN))
+    assert_error_shape(missing, 404)
+
+
+def test_a_rejection_needs_a_reason_and_returns_the_lot_to_its_producer(world, client, db):
+    lot = world["lots"]["pending"]
+    url = f"{BASE}/{lot.id}/reject"
+    for body in ({}, {"reason": ""}, {"reason": "   "}):
+        refused = client.post(url, json=body, headers=_headers(world, ADMIN))
+        assert "reason" in assert_error_shape(refused, 422)["errors"]
+    db.expire_all()
+    assert db.get(Lot, lot.id).status is LotStatus.PENDING_REVIEW
+
+    rejected = client.post(
+        url, json={"reason": "Sample older than a year"}, headers=_headers(world, ADMIN)
+    )
+    assert rejected.status_code == 200 and rejected.get_json()["status"] == "draft"
+    mine = client.get(f"{BASE}/{lot.id}", headers=_headers(world, OWNER)).get_json()
+    assert mine["status_note"] == "Sample older than a year"
+    assert "submitted" in mine["allowed_actions"]  # the producer may fix it and resubmit
