@@ -1,13 +1,13 @@
 """The whole trade loop through the JSON API, without a browser.
 
-A refinery and a cement plant register (the only step with no API: a company's first user signs
-up on the web), an administrator verifies both; the refinery lists an auction lot with its assay,
-the lot is approved; the cement plant posts a demand and finds the lot among its matches, bids,
-the auction closes and the award becomes a contract (the worker's jobs, run here by hand on a
-clock the test moves), both sign, the refinery delivers three loads, the cement plant receives
-them, every invoice is paid by bank transfer as the administrator reconciles it, the contract
-completes and the audit trail verifies. Runs on its own committed database per backend, since
-the jobs use sessions of their own.
+A refinery and a cement plant register (the only step with no API: a company's first user
+signs up on the web and confirms the address), an administrator verifies both; the refinery
+lists an auction lot with its assay, the lot is approved; the cement plant posts a demand and
+finds the lot among its matches, bids, the auction closes and the award becomes a contract (the
+worker's jobs, run here by hand on a clock the test moves), both sign, the refinery delivers
+three loads, the cement plant receives them, every invoice is paid by bank transfer as the
+administrator reconciles it, the contract completes and the audit trail verifies. Runs on its
+own committed database per backend, since the jobs use sessions of their own.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from exchange.notifications.models import EmailMessage
 from exchange.trading.tasks import close_due
 from tests.conftest import BACKENDS, TEST_CONFIG, create_database, drop_database
 from tests.support.api import bearer, make_token
-from tests.support.builders import csrf_token, login, make_user, valid_uscc
+from tests.support.builders import csrf_token, make_user, valid_uscc
 from tests.support.trading import ManualClock
 
 PASSWORD = "loop-password-123"
@@ -122,7 +122,6 @@ def test_register_list_match_bid_close_sign_deliver_pay_and_verify(loop):
     )
     with app.app_context(), session_scope(app) as s:
         admin = make_user(s, "loop-admin@example.test", admin=True)
-        admin_email = admin.email
         seller_user = s.scalar(select(User).where(User.email == seller_email))
         buyer_user = s.scalar(select(User).where(User.email == buyer_email))
         seller_co = s.scalar(select(Company).where(Company.contact_email == seller_email))
@@ -134,17 +133,14 @@ def test_register_list_match_bid_close_sign_deliver_pay_and_verify(loop):
         }
         ids = {"seller": seller_co.id, "buyer": buyer_co.id}
         sites = {"seller": seller_co.sites[0].id, "buyer": buyer_co.sites[0].id}
-    login(client, admin_email)
     for company_id in ids.values():
-        decided = client.post(
-            f"/admin/companies/{company_id}",
-            data={
-                "decision": "verified",
-                "reason": "营业执照核验无误",
-                "csrf_token": csrf_token(client, f"/admin/companies/{company_id}"),
-            },
+        _ok(
+            client.post(
+                f"{API}/companies/{company_id}/verification",
+                json={"decision": "verified", "reason": "营业执照核验无误"},
+                headers=tokens["admin"],
+            )
         )
-        assert decided.status_code == 302
     seller, buyer, admin_h = tokens["seller"], tokens["buyer"], tokens["admin"]
     assert _ok(client.get(f"{API}/companies/me", headers=buyer))["verification_status"] == (
         "verified"
@@ -203,11 +199,7 @@ def test_register_list_match_bid_close_sign_deliver_pay_and_verify(loop):
     )
     submitted = _ok(client.post(f"{API}/lots/{lot['id']}/submit", headers=seller))
     if submitted["status"] == "pending_review":
-        approved = client.post(
-            f"/admin/lots/{lot['id']}/approve",
-            data={"csrf_token": csrf_token(client, "/admin/lots")},
-        )
-        assert approved.status_code in (302, 303)
+        _ok(client.post(f"{API}/lots/{lot['id']}/approve", headers=admin_h))
     assert _ok(client.get(f"{API}/lots/{lot['id']}"))["status"] == "published"
 
     # The cement plant posts a demand and finds the lot among its matches.
