@@ -9,10 +9,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from exchange import create_app
 from tests.conftest import ARTIFACTS, TEST_CONFIG, create_database
+
+# Assertions wait as long as actions do: on a busy 2-core machine a page can take longer than
+# Playwright's default five seconds to follow a form post.
+expect.set_options(timeout=30_000)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -105,7 +105,7 @@ def _logout(page, base):
     page.locator("form[action='/logout'] button").click()
     # The page is already at "/" before the click: wait for the logged-out page itself, or
     # the next login races the logout request.
-    expect(page.locator("form[action='/logout']")).to_have_count(0)
+    expect(page.locator("form[action='/logout']")).to_have_count(0, timeout=30_000)
 
 
 @pytest.mark.parametrize(("lang", "accept", "viewport"), CASES)

@@ -42,7 +42,7 @@ def _login(page, base: str, email: str, lang: str) -> None:  # type: ignore[no-u
 def _logout(page) -> None:  # type: ignore[no-untyped-def]
     _menu(page)
     page.locator("form[action='/logout'] button").click()
-    expect(page.locator("form[action='/logout']")).to_have_count(0)
+    expect(page.locator("form[action='/logout']")).to_have_count(0, timeout=30_000)
 
 
 @pytest.mark.parametrize(("lang", "accept", "viewport", "other"), CASES)

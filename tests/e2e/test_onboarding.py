@@ -83,7 +83,7 @@ def test_register_verify_login(
     if page.locator(".navbar-toggler").is_visible():
         page.click(".navbar-toggler")  # phone width: the menu is collapsed
     page.locator("form[action='/logout'] button").click()
-    expect(page.locator("form[action='/logout']")).to_have_count(0)
+    expect(page.locator("form[action='/logout']")).to_have_count(0, timeout=30_000)
 
     # The owner logs in and sees the verified company.
     page.goto(live_server + "/login")
