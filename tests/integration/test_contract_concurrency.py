@@ -191,7 +191,7 @@ def test_control_without_any_lock_both_loads_pass_the_tolerance_check(pg_app, mo
 
     monkeypatch.setattr(deliveries, "lock_contract", _unlocked)
     # The company row lock would serialise the two threads too: take it away as well.
-    monkeypatch.setattr(deliveries, "require_verified_company", lambda s, a, p: None)
+    monkeypatch.setattr(deliveries, "require_verified_company", lambda *_a, **_k: None)
     monkeypatch.setattr(deliveries, "_within_tolerance", check_then_wait)
     _dispatch_race(pg_app, deals)
     # Without the lock 120 t pass a check whose limit is 105 t: the rule alone cannot hold.
