@@ -28,14 +28,16 @@ from exchange.catalog.parameters import ASSAY_PARAMETERS
 from exchange.db import commit, get_session, utcnow
 from exchange.errors import Forbidden, NotFound, Unauthorized
 from exchange.files import send_stored
-from exchange.listings import assays, rules, search, services, uploads
-from exchange.listings.models import Certificate, Lot
+from exchange.listings import assays, generation, rules, search, services, uploads
+from exchange.listings.models import Certificate, Lot, MonthlyGeneration
 from exchange.listings.schemas import (
     AssayPutSchema,
     AssaySchema,
     AssayUploadSchema,
     CertificateSchema,
     CertificateUploadSchema,
+    GenerationReportSchema,
+    GenerationSchema,
     LotCreateSchema,
     LotFilterSchema,
     LotSchema,
@@ -55,6 +57,14 @@ blp = ApiBlueprint(
     description="Lots of red mud and its by-products: the public catalogue with spec filters, "
     "your company's lots and their life cycle, lab assays (JSON or CSV) and certificates.",
 )
+generation_blp = ApiBlueprint(
+    "generation",
+    __name__,
+    url_prefix="/generation",
+    description="Producers' monthly generation of new red mud per plant (dry tonnes): the "
+    "denominator of the utilization statistics.",
+)
+blueprints = [blp, generation_blp]
 
 
 class _MultipartParser(type(blp.ARGUMENTS_PARSER)):  # type: ignore[misc]
@@ -510,3 +520,27 @@ class CertificateItem(MethodView):
         session = get_session()
         uploads.remove_certificate(session, api_actor(), lot_id, certificate_id)
         commit(session)
+
+
+@generation_blp.route("")
+class Generation(MethodView):
+    @generation_blp.auth()
+    @generation_blp.response(200, GenerationSchema(many=True))
+    def get(self) -> list[MonthlyGeneration]:
+        """Your company's monthly generation reports, newest month first"""
+        return generation.generation_reports(get_session(), api_actor())
+
+    @generation_blp.auth()
+    @generation_blp.arguments(GenerationReportSchema)
+    @generation_blp.response(200, GenerationSchema)
+    @generation_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data: dict[str, Any]) -> MonthlyGeneration:
+        """Report (or correct) the dry tonnes a site generated in a month (producers)
+
+        Reporting the same month of the same site again replaces the figure; the change is
+        recorded in the company's audit chain.
+        """
+        session = get_session()
+        report = generation.report_generation(session, api_actor(), data)
+        commit(session)
+        return report

@@ -410,3 +410,27 @@ class CertificateSchema(ma.Schema):
     size_bytes = fields.Integer()
     sha256 = fields.String()
     created_at = Timestamp()
+
+
+class GenerationReportSchema(ma.Schema):
+    """The dry tonnes of new red mud one of your sites generated in a month."""
+
+    site_id = fields.Integer(
+        required=True, validate=ID_RANGE, metadata={"description": "One of your company's sites."}
+    )
+    month = fields.Date(
+        required=True,
+        validate=_in_years,
+        metadata={"description": "Any day of the month (stored as its first day)."},
+    )
+    tonnes = Tonnes(required=True, metadata={"description": "Dry tonnes generated that month."})
+
+
+class GenerationSchema(ma.Schema):
+    """A plant's monthly generation report: the denominator of the utilization statistics."""
+
+    id = fields.Integer(required=True)
+    site_id = fields.Integer(required=True)
+    month = fields.Date(required=True)
+    tonnes = Tonnes(required=True, metadata={"description": "Dry tonnes."})
+    updated_at = Timestamp(required=True, allow_none=True)

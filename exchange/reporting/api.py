@@ -8,9 +8,10 @@ from typing import Any
 from flask.views import MethodView
 
 from exchange.accounts.companies import require_admin
+from exchange.accounts.models import Company
 from exchange.apiplatform import ApiBlueprint, api_actor, paginate_query
 from exchange.db import commit, get_session
-from exchange.reporting import desk, flags, rules, statistics, views
+from exchange.reporting import desk, exports, flags, oversight, rules, statistics, views
 from exchange.reporting.models import AnomalyFlag
 from exchange.reporting.schemas import (
     DeskQuerySchema,
@@ -19,8 +20,12 @@ from exchange.reporting.schemas import (
     FlagDecisionSchema,
     FlagFilterSchema,
     FlagSchema,
+    LedgerEntrySchema,
+    OversightSchema,
+    PeriodQuerySchema,
     PriceIndexQuerySchema,
     PricePointSchema,
+    SuspensionStateSchema,
     UtilizationQuerySchema,
     UtilizationSchema,
 )
@@ -43,7 +48,21 @@ desk_blp = ApiBlueprint(
     "deliveries, invoices and payments; each record with its audit timeline and the verdict "
     "on its hash chain.",
 )
-blueprints = [stats_blp, flags_blp, desk_blp]
+ledger_blp = ApiBlueprint(
+    "ledger",
+    __name__,
+    url_prefix="/ledger",
+    description="Your company's own red mud ledger: what it generated, delivered and received, "
+    "with destinations and end uses (the generator's traceable record).",
+)
+oversight_blp = ApiBlueprint(
+    "oversight",
+    __name__,
+    url_prefix="/companies",
+    description="Company oversight (administrators): suspend a company (its open bids and lots "
+    "freeze, its contracts go on) and reinstate it, each with a reason mailed to its users.",
+)
+blueprints = [stats_blp, flags_blp, desk_blp, ledger_blp, oversight_blp]
 
 
 def _period(query: dict[str, Any]) -> statistics.Period:
@@ -180,3 +199,52 @@ class DeskRecord(MethodView):
         """One record with its audit timeline (who, when, IP, what changed) and its chain's
         verification (administrators)"""
         return desk.record(get_session(), api_actor(), kind, record_id)
+
+
+@ledger_blp.route("")
+class Ledger(MethodView):
+    @ledger_blp.auth()
+    @ledger_blp.arguments(PeriodQuerySchema, location="query")
+    @ledger_blp.response(200, LedgerEntrySchema(many=True))
+    def get(self, query: dict[str, Any]) -> list[exports.LedgerEntry]:
+        """Your company's movements in the period, oldest first (any member)"""
+        return exports.company_ledger(get_session(), api_actor(), _period(query))
+
+
+def _oversee(company_id: int, data: dict[str, Any], act: Any) -> Company:
+    session = get_session()
+    company: Company = act(session, api_actor(), company_id, data["reason"], _api_locale())
+    commit(session)
+    return company
+
+
+def _api_locale() -> str:
+    from flask_babel import get_locale
+
+    return str(get_locale())
+
+
+@oversight_blp.route("/<id:company_id>/suspension")
+class Suspension(MethodView):
+    @oversight_blp.auth()
+    @oversight_blp.arguments(OversightSchema)
+    @oversight_blp.response(200, SuspensionStateSchema)
+    @oversight_blp.alt_response(404, response="NOT_FOUND")
+    @oversight_blp.alt_response(409, response="CONFLICT")
+    @oversight_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data: dict[str, Any], company_id: int) -> Company:
+        """Suspend a company with a reason (administrators)"""
+        return _oversee(company_id, data, oversight.suspend_company)
+
+
+@oversight_blp.route("/<id:company_id>/reinstatement")
+class Reinstatement(MethodView):
+    @oversight_blp.auth()
+    @oversight_blp.arguments(OversightSchema)
+    @oversight_blp.response(200, SuspensionStateSchema)
+    @oversight_blp.alt_response(404, response="NOT_FOUND")
+    @oversight_blp.alt_response(409, response="CONFLICT")
+    @oversight_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data: dict[str, Any], company_id: int) -> Company:
+        """Lift a company's suspension with a reason (administrators)"""
+        return _oversee(company_id, data, oversight.reinstate_company)

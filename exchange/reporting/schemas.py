@@ -236,3 +236,51 @@ class DeskRecordSchema(ma.Schema):
             "events": report.events,
             "breaks": [b.reason for b in report.breaks],
         }
+
+
+class LedgerEntrySchema(ma.Schema):
+    """One movement in a company's own red mud ledger (the generator's traceable record)."""
+
+    date = fields.Date(required=True)
+    direction = fields.String(
+        required=True,
+        validate=validate.OneOf(["generated", "delivered", "received"]),
+        metadata={"description": "generated; delivered (out, to a buyer); received (in)."},
+    )
+    material_code = fields.String(required=True)
+    quantity_t = DecimalString(
+        places=3,
+        max_digits=16,
+        signed=True,
+        required=True,
+        metadata={"description": "As recorded: generation dry, deliveries on their basis."},
+    )
+    basis = fields.String(required=True, validate=validate.OneOf(["dry", "wet"]))
+    red_mud_dry_t = DecimalString(
+        places=3,
+        max_digits=16,
+        signed=True,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Dry red-mud tonnes the line stands for (null: not convertible)."},
+    )
+    site = fields.String(required=True)
+    counterparty_id = fields.Integer(required=True, allow_none=True)
+    destination_province = fields.String(required=True, allow_none=True)
+    end_use = fields.String(required=True, allow_none=True)
+    reference = fields.String(required=True)
+
+
+class OversightSchema(ma.Schema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Mailed to the company's users and kept in its audit chain."},
+    )
+
+
+class SuspensionStateSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    suspended = fields.Boolean(required=True, attribute="is_suspended")
+    suspended_at = Timestamp(required=True, allow_none=True)
+    suspension_reason = fields.String(required=True, allow_none=True)

@@ -126,6 +126,26 @@ MATRIX = [
         None,
         {ANON: 401, READ: 403, VIEWER: 404, OTHER: 404, OWN: 200, ADMIN: 404, ADMIN_READ: 403},
     ),
+    ("GET", "/api/v1/generation", None, {ANON: 401, ADMIN: 403, ADMIN_READ: 403}),
+    (
+        "POST",
+        "/api/v1/generation",
+        lambda world: {"site_id": world["site"].id, "month": "2026-01-01", "tonnes": "1200.500"},
+        {ANON: 401, READ: 403, VIEWER: 403, OTHER: 422, ADMIN: 403, ADMIN_READ: 403},
+    ),
+    (
+        "GET",
+        "/api/v1/ledger?start=2026-01&end=2026-06",
+        None,
+        {ANON: 401, ADMIN: 403, ADMIN_READ: 403},
+    ),
+    ("POST", "/api/v1/companies/{pending}/suspension", {"reason": "Forged assay."}, ADMINS_WRITE),
+    (
+        "POST",
+        "/api/v1/companies/{own}/reinstatement",
+        {"reason": "Cleared."},
+        {**ADMINS_WRITE, ADMIN: 409},
+    ),
     (
         "GET",
         "/api/v1/audit/events",
@@ -155,7 +175,8 @@ def test_api_authorization_matrix(client, world, persona, method, path, body, st
         pending=world["pending"],
     )
     headers = bearer(world["tokens"][persona]) if persona != ANON else {}
-    response = client.open(url, method=method, json=body, headers=headers)
+    payload = body(world) if callable(body) else body
+    response = client.open(url, method=method, json=payload, headers=headers)
     assert response.status_code == statuses.get(persona, _success(method, path)), (
         response.get_json()
     )
@@ -170,7 +191,14 @@ def _success(method, path):
     return 200
 
 
-OWN_BLUEPRINTS = ("api_companies.", "api_tokens.", "api_audit.")
+OWN_BLUEPRINTS = (
+    "api_companies.",
+    "api_tokens.",
+    "api_audit.",
+    "api_generation.",
+    "api_ledger.",
+    "api_oversight.",
+)
 
 
 def _api_operations(app):
