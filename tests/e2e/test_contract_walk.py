@@ -95,6 +95,7 @@ def _choose_language(page, base, lang):
         return  # already in that language
     if page.locator(".navbar-toggler").is_visible():
         page.click(".navbar-toggler")
+        page.wait_for_selector("#nav.show")  # the menu has finished opening
     button.click()
 
 
@@ -102,6 +103,7 @@ def _logout(page, base):
     page.goto(base + "/")
     if page.locator(".navbar-toggler").is_visible():
         page.click(".navbar-toggler")
+        page.wait_for_selector("#nav.show")  # the menu has finished opening
     page.locator("form[action='/logout'] button").click()
     # The page is already at "/" before the click: wait for the logged-out page itself, or
     # the next login races the logout request.

@@ -77,6 +77,7 @@ def _login(page, base: str, email: str) -> None:
 def _english(page, narrow: bool) -> None:
     if narrow:
         page.click(".navbar-toggler")
+        page.wait_for_selector("#nav.show")  # the menu has finished opening
     page.click("button:has-text('English')")
 
 

@@ -23,7 +23,7 @@ def _menu(page) -> None:  # type: ignore[no-untyped-def]
     toggler = page.locator(".navbar-toggler")
     if toggler.is_visible() and toggler.get_attribute("aria-expanded") != "true":
         toggler.click()
-        page.wait_for_timeout(400)
+        page.wait_for_selector("#nav.show")  # the menu has finished opening
 
 
 def _login(page, base: str, email: str, lang: str) -> None:  # type: ignore[no-untyped-def]

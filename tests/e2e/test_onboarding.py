@@ -82,6 +82,7 @@ def test_register_verify_login(
     shots(page, f"{lang}-05-queue-after")
     if page.locator(".navbar-toggler").is_visible():
         page.click(".navbar-toggler")  # phone width: the menu is collapsed
+        page.wait_for_selector("#nav.show")  # the menu has finished opening
     page.locator("form[action='/logout'] button").click()
     expect(page.locator("form[action='/logout']")).to_have_count(0, timeout=30_000)
 

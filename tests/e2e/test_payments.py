@@ -154,6 +154,7 @@ def _login(context, base, email, lang):
         # the demo users prefer Chinese; switch as a user would, from the menu
         if page.locator(".navbar-toggler").is_visible():
             page.click(".navbar-toggler")
+            page.wait_for_selector("#nav.show")  # the menu has finished opening
         page.click("form[action='/lang/en'] button")
     return page, errors
 
