@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,12 @@ pytest_plugins = ["tests.support.payments"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# Property tests check rules, not speed: on a busy 2-core machine one example can take longer
+# than Hypothesis's default 200 ms deadline, which would fail a correct rule. Speed is what
+# `make bench` shows.
+settings.register_profile("exchange", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("exchange")
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 BACKENDS = [
