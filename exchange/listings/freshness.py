@@ -54,11 +54,40 @@ def _bump(connection: Connection) -> None:
         connection.execute(table.insert().values(id=1, version=1))
 
 
+_BUMP_ENGINES: dict[str, Engine] = {}
+_BUMP_LOCK = threading.Lock()
+
+
+def _bump_engine(bind: Engine) -> Engine:
+    """An unpooled engine to the same database for the bump.
+
+    The bump runs while the committing session still holds its pooled connection; taking a
+    second one from the same pool would deadlock once every pooled connection belongs to a
+    session waiting for another (many threads committing lot changes at once). A connection
+    of its own, opened and closed per bump, can never wait on the pool.
+    """
+    url = bind.url.render_as_string(hide_password=False)
+    with _BUMP_LOCK:
+        engine = _BUMP_ENGINES.get(url)
+        if engine is None:
+            from sqlalchemy.pool import NullPool
+
+            from exchange.db import make_engine
+
+            engine = _BUMP_ENGINES[url] = make_engine(url, poolclass=NullPool)
+        return engine
+
+
 def bump(session: Session) -> None:
     """Count one committed change (called after the commit; see the module docstring)."""
     bind = session.get_bind()
     if isinstance(bind, Engine):
-        with bind.begin() as connection:
+        memory = bind.url.get_backend_name() == "sqlite" and bind.url.database in (
+            None,
+            "",
+            ":memory:",
+        )
+        with (bind if memory else _bump_engine(bind)).begin() as connection:
             _bump(connection)
     else:  # a connection whose transaction the caller owns (tests run inside one)
         _bump(bind)
