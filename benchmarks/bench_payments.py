@@ -21,6 +21,7 @@ from exchange.payments import bank, ledger, services
 from exchange.schema import upgrade
 from tests.support import fake_stripe
 from tests.support.builders import actor_of, make_company, make_user
+from tests.support.payments import new_contract_id
 
 WEBHOOKS = 300
 STATEMENT_LINES = 1000
@@ -47,11 +48,13 @@ def run(backend: str, url: str) -> list[Result]:
             producer, _ = make_company(s, producer=True, buyer=False)
             buyer, _ = make_company(s, producer=False, buyer=True)
             admin = actor_of(make_user(s, admin=True))
+            parties = {"producer": producer, "buyer": buyer}
+            # One deposit per contract: each invoice bills a real contract of its own.
             refs = [
                 services.issue_deposit_invoice(
-                    s, SYSTEM, 1_000_000 + i, buyer.id, producer.id, 100_000
+                    s, SYSTEM, new_contract_id(s, parties), buyer.id, producer.id, 100_000
                 ).reference
-                for i in range(WEBHOOKS + STATEMENT_LINES)
+                for _ in range(WEBHOOKS + STATEMENT_LINES)
             ]
         client = app.test_client()
         samples = []
