@@ -31,8 +31,11 @@ demo: migrate ## Load the demo companies and users (idempotent)
 run: demo ## Install, migrate, load demo data and serve on http://127.0.0.1:5000
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
+# Test files run in parallel workers (one file stays in one worker, so a module's live server
+# and its databases are built once); TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= auto
 test: install ## Run the test suite (set TEST_DATABASE_URL to add PostgreSQL)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install ## ruff check, format check and mypy
 	$(BIN)/ruff check .

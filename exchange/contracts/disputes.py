@@ -6,7 +6,6 @@ was disputed from or terminates it. Both are audited on the contract's chain.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,7 @@ from exchange.contracts.services import (
 )
 from exchange.db import utcnow
 from exchange.errors import Conflict, NotFound, ValidationError
-from exchange.files import read_limited, stored_path, write_once
-from exchange.listings.rules import safe_filename, sniff_content_type
+from exchange.files import CheckedFile, UploadRefused, check_upload, stored_path, write_once
 
 #: The form and API field that carries an evidence file.
 ATTACHMENT_FIELD = "attachment"
@@ -52,40 +50,24 @@ class Upload:
     stream: BinaryIO
 
 
-@dataclass(frozen=True)
-class _Checked:
-    name: str
-    content_type: str
-    data: bytes
-    sha256: str
-
-
 def _refuse(message: object) -> ValidationError:
     return ValidationError(str(message), {ATTACHMENT_FIELD: [str(message)]})
 
 
-def _check_uploads(uploads: Sequence[Upload], max_bytes: int, already: int) -> list[_Checked]:
+def _check_uploads(uploads: Sequence[Upload], max_bytes: int, already: int) -> list[CheckedFile]:
     """Read and check every file before anything is stored: PDF, PNG or JPEG by content, not
     empty, at most ``max_bytes``, no duplicates, at most :data:`MAX_ATTACHMENTS` in all."""
     if already + len(uploads) > MAX_ATTACHMENTS:
         raise _refuse(_l("A dispute holds at most %(n)d files.", n=MAX_ATTACHMENTS))
-    checked: list[_Checked] = []
+    checked: list[CheckedFile] = []
     for upload in uploads:
-        data = read_limited(upload.stream, max_bytes)
-        if data is None:
-            raise _refuse(_l("The file is larger than %(mb)s MB.", mb=f"{max_bytes / 1_000_000:g}"))
-        if not data:
-            raise _refuse(_l("The file is empty."))
-        content_type = sniff_content_type(data[:16])
-        if content_type is None:
-            raise _refuse(
-                _l("Only PDF, PNG and JPEG files are accepted, checked by their content, not name.")
-            )
-        digest = hashlib.sha256(data).hexdigest()
-        if any(c.sha256 == digest for c in checked):
+        try:
+            one = check_upload(upload.stream, upload.filename, max_bytes, fallback="evidence")
+        except UploadRefused as refused:
+            raise _refuse(refused.message) from None
+        if any(c.sha256 == one.sha256 for c in checked):
             raise _refuse(_l("This file is already attached to the dispute."))
-        name = safe_filename(upload.filename, content_type, fallback="evidence")
-        checked.append(_Checked(name, content_type, data, digest))
+        checked.append(one)
     return checked
 
 
@@ -94,7 +76,7 @@ def _attach(
     actor: Actor,
     company_id: int,
     dispute: Dispute,
-    files: Sequence[_Checked],
+    files: Sequence[CheckedFile],
     upload_dir: str | Path,
 ) -> list[DisputeAttachment]:
     known = {a.sha256 for a in dispute.attachments}
@@ -106,7 +88,7 @@ def _attach(
         write_once(stored_path(upload_dir, f.sha256), f.data)
         attachment = DisputeAttachment(
             dispute=dispute,
-            filename=f.name,
+            filename=f.filename,
             content_type=f.content_type,
             size_bytes=len(f.data),
             sha256=f.sha256,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import enum
 import math
-import re
-import unicodedata
 from decimal import Decimal
 
 from exchange.errors import InvalidTransition
@@ -212,45 +210,3 @@ def great_circle_km(
 
 #: Accepted content types by their leading bytes; the file name and the browser's claim are
 #: never trusted. Anything else (HTML, SVG, executables, archives, office files) is refused.
-MAGIC: tuple[tuple[bytes, str, str], ...] = (
-    (b"%PDF-", "application/pdf", ".pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
-    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
-)
-EXTENSIONS = {content_type: ext for _magic, content_type, ext in MAGIC}
-
-
-def sniff_content_type(head: bytes) -> str | None:
-    """The content type a file's first bytes prove (PDF, PNG, JPEG), else None."""
-    for magic, content_type, _ext in MAGIC:
-        if head.startswith(magic):
-            return content_type
-    return None
-
-
-_SUFFIXES = {
-    "application/pdf": (".pdf",),
-    "image/png": (".png",),
-    "image/jpeg": (".jpg", ".jpeg"),
-}
-_UNSAFE_NAME_CHARS = re.compile(r"[^\w.()\- ]+", re.UNICODE)
-
-
-def safe_filename(name: str | None, content_type: str, fallback: str = "file") -> str:
-    """A display and download name with no path, no control characters and the right extension.
-
-    Keeps letters of any script (Chinese names survive), digits, spaces and ``._-()``; drops
-    directories (``../`` and ``C:\\``), leading dots and everything else. The extension always
-    matches the sniffed content type, so ``setup.exe`` that really is a PDF is offered as
-    ``setup.exe.pdf`` and is never saved under an executable name.
-    """
-    raw = unicodedata.normalize("NFC", name or "")
-    raw = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    raw = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
-    cleaned = _UNSAFE_NAME_CHARS.sub("_", raw)
-    for suffix in _SUFFIXES[content_type]:
-        if cleaned.lower().endswith(suffix):
-            cleaned = cleaned[: -len(suffix)]
-            break
-    stem = cleaned.strip(" ._")[:100] or fallback
-    return stem + EXTENSIONS[content_type]

@@ -7,7 +7,6 @@ web server directly. The only way out is ``open_certificate``, which checks who 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,7 +18,7 @@ from exchange.accounts.models import Company
 from exchange.actor import Actor
 from exchange.audit.services import record_event
 from exchange.errors import Conflict, Forbidden, NotFound, ValidationError
-from exchange.files import read_limited, stored_path, write_once
+from exchange.files import UploadRefused, check_upload, stored_path, write_once
 from exchange.listings import rules
 from exchange.listings.models import Certificate, Lot
 from exchange.listings.services import can_view, load_own_lot
@@ -67,19 +66,13 @@ def add_certificate(
         raise Conflict(_l("Files can no longer be added to this lot."))
     if kind not in KINDS:
         raise _refuse(_l("Choose certificate or photo."))
-    data = read_limited(stream, max_bytes)
-    if data is None:
-        raise _refuse(_l("The file is larger than %(mb)s MB.", mb=f"{max_bytes / 1_000_000:g}"))
-    if not data:
-        raise _refuse(_l("The file is empty."))
-    content_type = rules.sniff_content_type(data[:16])
-    if content_type is None:
-        raise _refuse(
-            _l("Only PDF, PNG and JPEG files are accepted, checked by their content, not name.")
-        )
-    if kind == "photo" and not content_type.startswith("image/"):
+    try:
+        checked = check_upload(stream, filename, max_bytes, fallback=kind)
+    except UploadRefused as refused:
+        raise _refuse(refused.message) from None
+    if kind == "photo" and not checked.content_type.startswith("image/"):
         raise _refuse(_l("A photo must be a PNG or JPEG image."))
-    digest = hashlib.sha256(data).hexdigest()
+    digest = checked.sha256
     count = session.scalar(
         select(func.count()).select_from(Certificate).where(Certificate.lot_id == lot.id)
     )
@@ -89,14 +82,13 @@ def add_certificate(
         select(Certificate.id).where(Certificate.lot_id == lot.id, Certificate.sha256 == digest)
     ):
         raise _refuse(_l("This file is already attached to the lot."))
-    name = rules.safe_filename(filename, content_type, fallback=kind)
-    write_once(stored_path(upload_dir, digest), data)
+    write_once(stored_path(upload_dir, digest), checked.data)
     certificate = Certificate(
         lot_id=lot.id,
         kind=kind,
-        filename=name,
-        content_type=content_type,
-        size_bytes=len(data),
+        filename=checked.filename,
+        content_type=checked.content_type,
+        size_bytes=len(checked.data),
         sha256=digest,
         uploaded_by_id=actor.user_id,
     )
@@ -111,9 +103,9 @@ def add_certificate(
         {
             "certificate_id": certificate.id,
             "kind": kind,
-            "filename": name,
-            "content_type": content_type,
-            "size_bytes": len(data),
+            "filename": checked.filename,
+            "content_type": checked.content_type,
+            "size_bytes": len(checked.data),
             "sha256": digest,
         },
     )

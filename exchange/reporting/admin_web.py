@@ -3,8 +3,12 @@ and the trade desk."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
@@ -40,6 +44,31 @@ from exchange.reporting.models import AnomalyFlag
 from exchange.reporting.web import FORMATS, download, read_period
 from exchange.security import admins_only, current_actor
 from exchange.webutil import attach_errors, locale, submit_form_action
+
+
+def desk_status_labels(kind: str) -> Mapping[str, object]:
+    """How each context names its records' statuses, for the desk's badges and filter."""
+    from exchange.contracts.forms import DELIVERY_STATUS_LABELS, STATUS_LABELS
+    from exchange.listings.forms import STATUS_LABELS as LOT_STATUS_LABELS
+    from exchange.payments.forms import GATEWAY_LABELS
+    from exchange.payments.forms import STATUS_LABELS as INVOICE_STATUS_LABELS
+    from exchange.trading.messages import BID_STATUS_LABELS
+
+    tables: dict[str, Mapping[Any, object]] = {
+        "lot": LOT_STATUS_LABELS,
+        "bid": BID_STATUS_LABELS,
+        "award": {
+            "open": _l("Awaiting the contract"),
+            "contracted": _l("Contracted"),
+            "lapsed": _l("Lapsed"),
+        },
+        "contract": STATUS_LABELS,
+        "delivery": DELIVERY_STATUS_LABELS,
+        "invoice": INVOICE_STATUS_LABELS,
+        "payment": GATEWAY_LABELS,
+    }
+    return {str(k): v for k, v in tables.get(kind, {}).items()}
+
 
 bp = Blueprint("reporting_admin", __name__, url_prefix="/admin")
 admins_only(bp)
@@ -341,7 +370,7 @@ def trade_desk():  # type: ignore[no-untyped-def]
         other_args={k: v for k, v in args.items() if k != "status"},
         kind_labels=desk.KIND_LABELS,
         statuses=desk.statuses(kind),
-        status_labels=desk.status_labels(kind),
+        status_labels=desk_status_labels(kind),
         material_names=_material_names(),
         locale=locale(),
     ), status
@@ -365,7 +394,7 @@ def desk_record(kind: str, record_id: int):  # type: ignore[no-untyped-def]
         "reporting/desk_record.html",
         record=found,
         kind_labels=desk.KIND_LABELS,
-        status_labels=desk.status_labels(kind),
+        status_labels=desk_status_labels(kind),
         material_names=_material_names(),
         locale=locale(),
     )

@@ -569,30 +569,6 @@ def _names(session: Session, model: Any, column: Any, ids: set[int | None]) -> d
     return dict(session.execute(select(model.id, column).where(model.id.in_(wanted))).all())
 
 
-def status_labels(kind: str) -> Mapping[str, object]:
-    """How each context names its records' statuses, for the desk's badges and filter."""
-    from exchange.contracts.forms import DELIVERY_STATUS_LABELS, STATUS_LABELS
-    from exchange.listings.forms import STATUS_LABELS as LOT_STATUS_LABELS
-    from exchange.payments.forms import GATEWAY_LABELS
-    from exchange.payments.forms import STATUS_LABELS as INVOICE_STATUS_LABELS
-    from exchange.trading.messages import BID_STATUS_LABELS
-
-    tables: dict[str, Mapping[Any, object]] = {
-        "lot": LOT_STATUS_LABELS,
-        "bid": BID_STATUS_LABELS,
-        "award": {
-            "open": _l("Awaiting the contract"),
-            "contracted": _l("Contracted"),
-            "lapsed": _l("Lapsed"),
-        },
-        "contract": STATUS_LABELS,
-        "delivery": DELIVERY_STATUS_LABELS,
-        "invoice": INVOICE_STATUS_LABELS,
-        "payment": GATEWAY_LABELS,
-    }
-    return {str(k): v for k, v in tables.get(kind, {}).items()}
-
-
 def statuses(kind: str) -> list[str]:
     """The status values a kind's records take (the status filter's choices)."""
     from exchange.contracts.models import DeliveryStatus

@@ -444,14 +444,12 @@ def _awards_count(app, lot_id: int) -> int:
 
 @pytest.mark.skipif(not os.environ.get("REDIS_TEST_URL"), reason="REDIS_TEST_URL is not set")
 def test_with_redis_one_worker_runs_each_closing_tick(committed_app):
-    import redis
-
     from exchange.jobs import PeriodicJob, run_once
 
     _backend, app = committed_app
     app.config["REDIS_URL"] = os.environ["REDIS_TEST_URL"]
-    redis.Redis.from_url(app.config["REDIS_URL"]).delete("rmx:job:trading-close-test")
+    name = f"trading-close-test-{uuid.uuid4().hex[:8]}"  # parallel test runs share Redis
     ran = []
-    job = PeriodicJob("trading-close-test", 30, lambda a: ran.append(tasks.close_due(a)))
+    job = PeriodicJob(name, 30, lambda a: ran.append(tasks.close_due(a)))
     errors, _ = run_threads(app, 4, lambda i: run_once(app, job))
     assert errors == [] and len(ran) == 1

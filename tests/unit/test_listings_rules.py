@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from exchange.errors import InvalidTransition
+from exchange.files import safe_filename, sniff_content_type
 from exchange.listings.rules import (
     Basis,
     LotEvent,
@@ -22,8 +23,6 @@ from exchange.listings.rules import (
     price_kind,
     producer_actions,
     remaining_after_reduction,
-    safe_filename,
-    sniff_content_type,
     unit_vector,
 )
 
