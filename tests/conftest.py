@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,15 @@ settings.register_profile("exchange", deadline=None, suppress_health_check=[Heal
 settings.load_profile("exchange")
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """CI makes the browser tests mandatory: refuse to start without the browser (here, before
+    any worker process starts, so the message is plain)."""
+    chromium = shutil.which("chromium") or os.path.exists("/usr/bin/chromium")
+    if os.environ.get("E2E_REQUIRED") and not chromium:
+        raise pytest.UsageError("E2E_REQUIRED is set but Debian's chromium is not installed")
+
 
 BACKENDS = [
     "sqlite",
