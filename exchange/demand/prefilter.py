@@ -226,6 +226,7 @@ def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) 
     ]
     if lot.available_until is not None:
         conditions.append(Demand.window_start <= lot.available_until)
+    conditions.append(~exists().where(*_window_fails(lot)))
     conditions += _price_bound_sql(
         _num(price_dry + settings.handling / haul),
         Demand.max_price,
@@ -237,6 +238,25 @@ def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) 
         KM_PER_DEG_LON_BOUND * k,
     )
     return query.where(*conditions)
+
+
+def _window_fails(lot: LotFacts) -> list[ColumnElement[bool]]:
+    """A spec window of the demand that ``lot``'s assay does not satisfy (widened): on a
+    quantity the assay does not determine, or with the value outside it.
+
+    Most demands a lot passes on price fail on a window, so checking them here keeps those
+    rows from being fetched and scored; ``within_windows`` then checks the few left exactly.
+    """
+    spec = aliased(DemandSpec)
+    inside = [
+        and_(
+            spec.parameter == code,
+            or_(spec.min_value.is_(None), spec.min_value <= _num(value + EPS_VALUE)),
+            or_(spec.max_value.is_(None), spec.max_value >= _num(value - EPS_VALUE)),
+        )
+        for code, value in sorted(_known_quantities(lot.values).items())
+    ]
+    return [spec.demand_id == Demand.id, ~or_(false(), *inside)]
 
 
 MODE_COLUMNS = {
