@@ -25,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     and_,
+    case,
     exists,
     false,
     func,
@@ -57,6 +58,7 @@ from exchange.demand.models import (
     quantity_column,
 )
 from exchange.demand.rules import DemandFacts, DemandStatus, LotFacts, SpecWindow
+from exchange.listings.rules import unit_vector
 
 PUBLISHED = "published"
 #: Widening of SQL bounds: money (landed cost is rounded to the fen, several times), tonnes,
@@ -189,9 +191,13 @@ def _known_quantities(values: dict[str, Decimal] | Any) -> dict[str, Decimal]:
     return known
 
 
-def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) -> Any:
-    """Open demands that may match ``lot`` on everything but their spec windows, selecting
-    ``columns`` (default: the id)."""
+def _demand_candidates(
+    lot: LotFacts, settings: FreightSettings, *columns: Any, great_circle: bool = False
+) -> Any:
+    """Open demands that may match ``lot``, selecting ``columns`` (default: the id).
+
+    ``great_circle`` adds a landed-cost bound over the chord between the two sites, which
+    needs trigonometric functions in SQL (PostgreSQL has them; SQLite only when built so)."""
     basis = lot.basis_factor
     haul = lot.dry_fraction if lot.dry_fraction and lot.dry_fraction > 0 else Decimal(1)
     priced = settings.priced()
@@ -237,7 +243,39 @@ def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) 
         KM_PER_DEG_LAT * k,
         KM_PER_DEG_LON_BOUND * k,
     )
+    if great_circle:
+        conditions += _chord_bound(lot, settings, price_dry + settings.handling / haul, haul)
     return query.where(*conditions)
+
+
+def _chord_bound(
+    lot: LotFacts, settings: FreightSettings, lower: Decimal, haul: Decimal
+) -> list[ColumnElement[bool]]:
+    """``lower + chord × R × road factor × rate / haul ≤ maximum price`` (widened), with the
+    cheapest rate among the modes the demand accepts.
+
+    The chord between the sites is shorter than the great circle, so this bounds the landed
+    cost from below; it is squared to need no square root: ``H ≥ 0`` and ``chord² × K² ≤ H²``.
+    """
+    rates = sorted(
+        (r, mode) for mode in settings.priced() if (r := settings.rates[mode]) is not None
+    )
+    if not rates:
+        return [false()]
+    # The first accepted mode in rising rate order: the demand's cheapest.
+    rate = case(*((MODE_COLUMNS[mode], _num(r)) for r, mode in rates))
+    x, y, z = unit_vector(lot.latitude, lot.longitude)
+    lat, lon = func.radians(Site.latitude), func.radians(Site.longitude)
+    chord2 = (
+        func.power(func.cos(lat) * func.cos(lon) - _num(x), 2)
+        + func.power(func.cos(lat) * func.sin(lon) - _num(y), 2)
+        + func.power(func.sin(lat) - _num(z), 2)
+    )
+    # Rounding in the rules: distance and route to 0.1 km, money to the fen (several times).
+    slack = EPS_MONEY + EPS_KM * (settings.road_factor + 1) * rates[-1][0] / haul
+    headroom = Demand.max_price - _num(lower - slack)
+    k = _num(Decimal(EARTH_RADIUS_KM) * settings.road_factor / haul) * rate
+    return [headroom >= 0, chord2 * k * k <= headroom * headroom]
 
 
 def _window_fails(lot: LotFacts) -> list[ColumnElement[bool]]:
@@ -267,8 +305,8 @@ MODE_COLUMNS = {
 
 
 def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
-    """Ids of open demands that may match ``lot`` on everything but their spec windows (a
-    superset of the matches); ``within_windows`` then checks the windows."""
+    """Ids of open demands that may match ``lot`` (a superset of the matches), by the SQL
+    bounds alone; ``within_windows`` checks the windows exactly."""
     return _demand_candidates(lot, settings)
 
 
@@ -282,11 +320,11 @@ def _float_distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> fl
 def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings) -> list[int]:
     """Ids of open demands that may match ``lot`` (a superset of the matches).
 
-    The SQL prefilter bounds the freight from below with coordinate differences only; the
+    The SQL prefilter checks the spec windows (widened) and bounds the freight from below: with
+    coordinate differences only, and on PostgreSQL over the chord between the sites too. The
     survivors' landed cost is then computed here in floating point over the true great-circle
     distance and the cheapest accepted mode, and a demand is dropped only when that cost is
-    above its maximum by more than the rules' rounding can explain. Spec windows last
-    (``within_windows``), on the few demands left.
+    above its maximum by more than the rules' rounding can explain.
     """
     basis = lot.basis_factor
     if basis is None or basis <= 0:
@@ -306,6 +344,7 @@ def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings
         Site.longitude,
         Demand.max_price,
         *(MODE_COLUMNS[m] for m in modes),
+        great_circle=session.get_bind().dialect.name == "postgresql",
     )
     kept: list[int] = []
     for demand_id, site_lat, site_lon, max_price, *flags in session.execute(query):
@@ -319,7 +358,7 @@ def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings
         slack = float(EPS_MONEY) + float(EPS_KM) * (road_factor + 1) * rate / haul
         if landed - slack <= float(max_price):
             kept.append(demand_id)
-    return within_windows(session, lot, kept)
+    return kept
 
 
 def within_windows(session: Session, lot: LotFacts, demand_ids: Sequence[int]) -> list[int]:
