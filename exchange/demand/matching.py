@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -91,7 +91,13 @@ _UPDATED = (
 )
 
 
-def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[str, Any]:
+def _row(
+    lot_id: int,
+    demand_id: int,
+    ev: Evaluation,
+    now: dt.datetime,
+    shared: Mapping[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     assert ev.route is not None and ev.landed_cost is not None and ev.net_price is not None
     return {
         "lot_id": lot_id,
@@ -104,7 +110,7 @@ def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[
         "co2_kg_per_t": ev.route.co2_kg,
         "margin_score": ev.margin_score,
         "coverage": ev.coverage,
-        "explanation": rules.explanation(ev),
+        "explanation": rules.explanation(ev, shared=shared),
         "first_matched_at": now,
         "computed_at": now,
     }
@@ -193,9 +199,13 @@ def _store(
     fixed: tuple[str, int],
     existing_pairs: Iterable[tuple[int, int]],
     results: list[tuple[int, int, Evaluation]],
+    shared: Mapping[int, dict[str, Any]] | None = None,
 ) -> Delta:
     """Make one lot's row (``("lot", id)``) or one demand's column (``("demand", id)``) of the
-    match table equal to the passing ``results``; no other pair is touched."""
+    match table equal to the passing ``results``; no other pair is touched.
+
+    ``shared``: explanation entries made once for results shared by many pairs (see
+    ``rules.explanation``)."""
     now = utcnow()
     existing = {(int(a), int(b)) for a, b in existing_pairs}
     passing = {(lot_id, demand_id): ev for lot_id, demand_id, ev in results if ev.ok}
@@ -216,7 +226,10 @@ def _store(
             .where(own == key, other.in_(others[i : i + CHUNK]))
             .execution_options(synchronize_session=False)
         )
-    _upsert(session, [_row(lot, dem, passing[(lot, dem)], now) for lot, dem in sorted(passing)])
+    _upsert(
+        session,
+        [_row(lot, dem, passing[(lot, dem)], now, shared) for lot, dem in sorted(passing)],
+    )
     return delta
 
 
@@ -295,14 +308,17 @@ def recompute_for_lot(
     ).all()
     facts = lotindex.refresh(session, [lot_id])
     results: list[tuple[int, int, Evaluation]] = []
+    cache: GateCache = {}
     if facts and facts[0].status == PUBLISHED:
         lot = facts[0]
         demand_ids = prefilter.demand_candidates(session, lot, settings)
-        cache: GateCache = {}
         for demand in load_demand_facts(session, demand_ids):
             gates = _gates(lot, demand.end_use, cache)
             results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings, gates=gates)))
-    delta = _store(session, ("lot", lot_id), existing, results)
+    # The lot's gate results are shared by every demand of an end use: explained once each
+    # (``cache`` keeps them alive, as the ids require).
+    shared = {id(r): rules.constraint_json(r) for gates in cache.values() for r in gates}
+    delta = _store(session, ("lot", lot_id), existing, results, shared)
     if announce and delta.added:
         from exchange.demand.alerts import announce as send
 

@@ -285,7 +285,7 @@ def _window_fails(lot: LotFacts) -> list[ColumnElement[bool]]:
     Most demands a lot passes on price fail on a window, so checking them here keeps those
     rows from being fetched and scored; ``within_windows`` then checks the few left exactly.
     """
-    spec = aliased(DemandSpec)
+    spec = DemandSpec.__table__.alias("spec").c  # Core columns: built per lot, by the dozen
     inside = [
         and_(
             spec.parameter == code,
@@ -294,7 +294,7 @@ def _window_fails(lot: LotFacts) -> list[ColumnElement[bool]]:
         )
         for code, value in sorted(_known_quantities(lot.values).items())
     ]
-    return [spec.demand_id == Demand.id, ~or_(false(), *inside)]
+    return [spec.demand_id == Demand.__table__.c.id, ~or_(false(), *inside)]
 
 
 MODE_COLUMNS = {
