@@ -11,7 +11,8 @@ quantity), demands from their tables with ``demand_specs``.
 
 The freight part uses lower bounds of the great-circle distance that need no trigonometry in
 SQL: ``R·|Δlat|`` and, for sites below 55° and up to 60° of longitude apart, a bound linear in
-``|Δlon|`` (see ``freight``).
+``|Δlon|`` (see ``freight``). On PostgreSQL the demand side also bounds it by the chord between
+the two sites (``_chord_bound``), close enough that the SQL returns little more than the matches.
 """
 
 from __future__ import annotations
@@ -362,11 +363,8 @@ def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings
 
 
 def within_windows(session: Session, lot: LotFacts, demand_ids: Sequence[int]) -> list[int]:
-    """The ``demand_ids`` whose every spec window the lot's assay satisfies.
-
-    Windows are few per demand, so they are read for the candidates and checked here, exactly,
-    instead of being matched against each of the lot's quantities in SQL.
-    """
+    """The ``demand_ids`` whose every spec window the lot's assay satisfies, checked exactly
+    (the SQL prefilter checks them widened)."""
     from exchange.demand.facts import id_filters
 
     known = _known_quantities(lot.values)
