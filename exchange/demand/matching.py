@@ -8,13 +8,21 @@ is per lot or per demand: ``recompute_for_lot`` rewrites one lot's row of the ma
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
+    Numeric,
     Select,
+    Text,
+    bindparam,
+    cast,
+    column,
     delete,
     exists,
     func,
@@ -22,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -82,7 +91,13 @@ _UPDATED = (
 )
 
 
-def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[str, Any]:
+def _row(
+    lot_id: int,
+    demand_id: int,
+    ev: Evaluation,
+    now: dt.datetime,
+    shared: Mapping[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     assert ev.route is not None and ev.landed_cost is not None and ev.net_price is not None
     return {
         "lot_id": lot_id,
@@ -95,7 +110,7 @@ def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[
         "co2_kg_per_t": ev.route.co2_kg,
         "margin_score": ev.margin_score,
         "coverage": ev.coverage,
-        "explanation": rules.explanation(ev),
+        "explanation": rules.explanation(ev, shared=shared),
         "first_matched_at": now,
         "computed_at": now,
     }
@@ -104,21 +119,75 @@ def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[
 #: Rows per multi-row ``INSERT ... VALUES`` (16 columns: well under the drivers' limits).
 UPSERT_ROWS = 400
 
+#: The columns of a stored row as ``_row`` makes it, with their types.
+_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("lot_id", Integer()),
+    ("demand_id", Integer()),
+    ("mode", Text()),
+    ("distance_km", Numeric()),
+    ("freight", Numeric()),
+    ("landed_cost", Numeric()),
+    ("net_price", Numeric()),
+    ("co2_kg_per_t", Numeric()),
+    ("margin_score", Numeric()),
+    ("coverage", Numeric()),
+    ("explanation", JSON()),
+)
+
+
+def _pg_upsert() -> Any:
+    """One statement for any number of rows on PostgreSQL: the rows as one JSON document,
+    turned back into a table by ``json_to_recordset``.
+
+    Its text never changes, so SQLAlchemy compiles it once, where a multi-row ``VALUES`` list is
+    a new statement for every row count (compiling 400 rows of 13 parameters took longer than
+    the server's work). One text parameter also spares the driver quoting thousands of values
+    (array parameters of explanations took it seconds).
+    """
+    given = (
+        func.json_to_recordset(cast(bindparam("rows", type_=Text()), JSON))
+        .table_valued(*(column(name, kind) for name, kind in _COLUMNS))
+        .render_derived(name="given", with_types=True)
+    )
+    now = bindparam("now", type_=Match.__table__.c.computed_at.type)
+    stmt = pg_insert(Match).from_select(
+        [*(name for name, _ in _COLUMNS), "first_matched_at", "computed_at"],
+        select(*(given.c[name] for name, _ in _COLUMNS), now, now),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["lot_id", "demand_id"],
+        set_={name: stmt.excluded[name] for name in _UPDATED},
+    )
+
+
+_PG_UPSERT = _pg_upsert()
+
+
+def _json_value(value: Any) -> Any:
+    """A figure for the JSON document: decimals as exact strings (PostgreSQL reads them back
+    as numerics)."""
+    return str(value) if isinstance(value, Decimal) else value
+
 
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert or update ``rows`` with one multi-row statement per ``UPSERT_ROWS``.
+    """Insert or update ``rows``: one statement on PostgreSQL, multi-row ``VALUES`` statements
+    of ``UPSERT_ROWS`` elsewhere.
 
-    Core statements with literal row lists, not the ORM's bulk path: that sends one statement
-    per row (pipelined), which measured several times slower for a lot matching hundreds of
-    demands.
+    Core statements, not the ORM's bulk path: that sends one statement per row (pipelined),
+    which measured several times slower for a lot matching hundreds of demands. The rows carry
+    one time (``_store`` makes them so), bound once on PostgreSQL.
     """
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    if session.get_bind().dialect.name == "postgresql":
+        document = json.dumps(
+            [{name: _json_value(row[name]) for name, _ in _COLUMNS} for row in rows]
+        )
+        session.connection().execute(_PG_UPSERT, {"rows": document, "now": rows[0]["computed_at"]})
+        return
     table = Match.__table__  # the Core table: one multi-row statement, not the ORM bulk path
     for i in range(0, len(rows), UPSERT_ROWS):
-        stmt = insert(table).values(rows[i : i + UPSERT_ROWS])  # type: ignore[arg-type]
+        stmt = sqlite_insert(table).values(rows[i : i + UPSERT_ROWS])  # type: ignore[arg-type]
         stmt = stmt.on_conflict_do_update(
             index_elements=["lot_id", "demand_id"],
             set_={name: stmt.excluded[name] for name in _UPDATED},
@@ -131,9 +200,13 @@ def _store(
     fixed: tuple[str, int],
     existing_pairs: Iterable[tuple[int, int]],
     results: list[tuple[int, int, Evaluation]],
+    shared: Mapping[int, dict[str, Any]] | None = None,
 ) -> Delta:
     """Make one lot's row (``("lot", id)``) or one demand's column (``("demand", id)``) of the
-    match table equal to the passing ``results``; no other pair is touched."""
+    match table equal to the passing ``results``; no other pair is touched.
+
+    ``shared``: explanation entries made once for results shared by many pairs (see
+    ``rules.explanation``)."""
     now = utcnow()
     existing = {(int(a), int(b)) for a, b in existing_pairs}
     passing = {(lot_id, demand_id): ev for lot_id, demand_id, ev in results if ev.ok}
@@ -154,7 +227,10 @@ def _store(
             .where(own == key, other.in_(others[i : i + CHUNK]))
             .execution_options(synchronize_session=False)
         )
-    _upsert(session, [_row(lot, dem, passing[(lot, dem)], now) for lot, dem in sorted(passing)])
+    _upsert(
+        session,
+        [_row(lot, dem, passing[(lot, dem)], now, shared) for lot, dem in sorted(passing)],
+    )
     return delta
 
 
@@ -233,14 +309,17 @@ def recompute_for_lot(
     ).all()
     facts = lotindex.refresh(session, [lot_id])
     results: list[tuple[int, int, Evaluation]] = []
+    cache: GateCache = {}
     if facts and facts[0].status == PUBLISHED:
         lot = facts[0]
         demand_ids = prefilter.demand_candidates(session, lot, settings)
-        cache: GateCache = {}
         for demand in load_demand_facts(session, demand_ids):
             gates = _gates(lot, demand.end_use, cache)
             results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings, gates=gates)))
-    delta = _store(session, ("lot", lot_id), existing, results)
+    # The lot's gate results are shared by every demand of an end use: explained once each
+    # (``cache`` keeps them alive, as the ids require).
+    shared = {id(r): rules.constraint_json(r) for gates in cache.values() for r in gates}
+    delta = _store(session, ("lot", lot_id), existing, results, shared)
     if announce and delta.added:
         from exchange.demand.alerts import announce as send
 

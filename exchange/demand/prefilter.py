@@ -11,7 +11,8 @@ quantity), demands from their tables with ``demand_specs``.
 
 The freight part uses lower bounds of the great-circle distance that need no trigonometry in
 SQL: ``R·|Δlat|`` and, for sites below 55° and up to 60° of longitude apart, a bound linear in
-``|Δlon|`` (see ``freight``).
+``|Δlon|`` (see ``freight``). On PostgreSQL the demand side also bounds it by the chord between
+the two sites (``_chord_bound``), close enough that the SQL returns little more than the matches.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     and_,
+    case,
     exists,
     false,
     func,
@@ -57,6 +59,7 @@ from exchange.demand.models import (
     quantity_column,
 )
 from exchange.demand.rules import DemandFacts, DemandStatus, LotFacts, SpecWindow
+from exchange.listings.rules import unit_vector
 
 PUBLISHED = "published"
 #: Widening of SQL bounds: money (landed cost is rounded to the fen, several times), tonnes,
@@ -189,9 +192,13 @@ def _known_quantities(values: dict[str, Decimal] | Any) -> dict[str, Decimal]:
     return known
 
 
-def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) -> Any:
-    """Open demands that may match ``lot`` on everything but their spec windows, selecting
-    ``columns`` (default: the id)."""
+def _demand_candidates(
+    lot: LotFacts, settings: FreightSettings, *columns: Any, great_circle: bool = False
+) -> Any:
+    """Open demands that may match ``lot``, selecting ``columns`` (default: the id).
+
+    ``great_circle`` adds a landed-cost bound over the chord between the two sites, which
+    needs trigonometric functions in SQL (PostgreSQL has them; SQLite only when built so)."""
     basis = lot.basis_factor
     haul = lot.dry_fraction if lot.dry_fraction and lot.dry_fraction > 0 else Decimal(1)
     priced = settings.priced()
@@ -226,6 +233,7 @@ def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) 
     ]
     if lot.available_until is not None:
         conditions.append(Demand.window_start <= lot.available_until)
+    conditions.append(~exists().where(*_window_fails(lot)))
     conditions += _price_bound_sql(
         _num(price_dry + settings.handling / haul),
         Demand.max_price,
@@ -236,7 +244,58 @@ def _demand_candidates(lot: LotFacts, settings: FreightSettings, *columns: Any) 
         KM_PER_DEG_LAT * k,
         KM_PER_DEG_LON_BOUND * k,
     )
+    if great_circle:
+        conditions += _chord_bound(lot, settings, price_dry + settings.handling / haul, haul)
     return query.where(*conditions)
+
+
+def _chord_bound(
+    lot: LotFacts, settings: FreightSettings, lower: Decimal, haul: Decimal
+) -> list[ColumnElement[bool]]:
+    """``lower + chord × R × road factor × rate / haul ≤ maximum price`` (widened), with the
+    cheapest rate among the modes the demand accepts.
+
+    The chord between the sites is shorter than the great circle, so this bounds the landed
+    cost from below; it is squared to need no square root: ``H ≥ 0`` and ``chord² × K² ≤ H²``.
+    """
+    rates = sorted(
+        (r, mode) for mode in settings.priced() if (r := settings.rates[mode]) is not None
+    )
+    if not rates:
+        return [false()]
+    # The first accepted mode in rising rate order: the demand's cheapest.
+    rate = case(*((MODE_COLUMNS[mode], _num(r)) for r, mode in rates))
+    x, y, z = unit_vector(lot.latitude, lot.longitude)
+    lat, lon = func.radians(Site.latitude), func.radians(Site.longitude)
+    chord2 = (
+        func.power(func.cos(lat) * func.cos(lon) - _num(x), 2)
+        + func.power(func.cos(lat) * func.sin(lon) - _num(y), 2)
+        + func.power(func.sin(lat) - _num(z), 2)
+    )
+    # Rounding in the rules: distance and route to 0.1 km, money to the fen (several times).
+    slack = EPS_MONEY + EPS_KM * (settings.road_factor + 1) * rates[-1][0] / haul
+    headroom = Demand.max_price - _num(lower - slack)
+    k = _num(Decimal(EARTH_RADIUS_KM) * settings.road_factor / haul) * rate
+    return [headroom >= 0, chord2 * k * k <= headroom * headroom]
+
+
+def _window_fails(lot: LotFacts) -> list[ColumnElement[bool]]:
+    """A spec window of the demand that ``lot``'s assay does not satisfy (widened): on a
+    quantity the assay does not determine, or with the value outside it.
+
+    Most demands a lot passes on price fail on a window, so checking them here keeps those
+    rows from being fetched and scored; ``within_windows`` then checks the few left exactly.
+    """
+    spec = DemandSpec.__table__.alias("spec").c  # Core columns: built per lot, by the dozen
+    inside = [
+        and_(
+            spec.parameter == code,
+            or_(spec.min_value.is_(None), spec.min_value <= _num(value + EPS_VALUE)),
+            or_(spec.max_value.is_(None), spec.max_value >= _num(value - EPS_VALUE)),
+        )
+        for code, value in sorted(_known_quantities(lot.values).items())
+    ]
+    return [spec.demand_id == Demand.__table__.c.id, ~or_(false(), *inside)]
 
 
 MODE_COLUMNS = {
@@ -247,8 +306,8 @@ MODE_COLUMNS = {
 
 
 def demand_candidates_sql(lot: LotFacts, settings: FreightSettings) -> Any:
-    """Ids of open demands that may match ``lot`` on everything but their spec windows (a
-    superset of the matches); ``within_windows`` then checks the windows."""
+    """Ids of open demands that may match ``lot`` (a superset of the matches), by the SQL
+    bounds alone; ``within_windows`` checks the windows exactly."""
     return _demand_candidates(lot, settings)
 
 
@@ -262,11 +321,11 @@ def _float_distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> fl
 def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings) -> list[int]:
     """Ids of open demands that may match ``lot`` (a superset of the matches).
 
-    The SQL prefilter bounds the freight from below with coordinate differences only; the
+    The SQL prefilter checks the spec windows (widened) and bounds the freight from below: with
+    coordinate differences only, and on PostgreSQL over the chord between the sites too. The
     survivors' landed cost is then computed here in floating point over the true great-circle
     distance and the cheapest accepted mode, and a demand is dropped only when that cost is
-    above its maximum by more than the rules' rounding can explain. Spec windows last
-    (``within_windows``), on the few demands left.
+    above its maximum by more than the rules' rounding can explain.
     """
     basis = lot.basis_factor
     if basis is None or basis <= 0:
@@ -286,6 +345,7 @@ def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings
         Site.longitude,
         Demand.max_price,
         *(MODE_COLUMNS[m] for m in modes),
+        great_circle=session.get_bind().dialect.name == "postgresql",
     )
     kept: list[int] = []
     for demand_id, site_lat, site_lon, max_price, *flags in session.execute(query):
@@ -299,15 +359,12 @@ def demand_candidates(session: Session, lot: LotFacts, settings: FreightSettings
         slack = float(EPS_MONEY) + float(EPS_KM) * (road_factor + 1) * rate / haul
         if landed - slack <= float(max_price):
             kept.append(demand_id)
-    return within_windows(session, lot, kept)
+    return kept
 
 
 def within_windows(session: Session, lot: LotFacts, demand_ids: Sequence[int]) -> list[int]:
-    """The ``demand_ids`` whose every spec window the lot's assay satisfies.
-
-    Windows are few per demand, so they are read for the candidates and checked here, exactly,
-    instead of being matched against each of the lot's quantities in SQL.
-    """
+    """The ``demand_ids`` whose every spec window the lot's assay satisfies, checked exactly
+    (the SQL prefilter checks them widened)."""
     from exchange.demand.facts import id_filters
 
     known = _known_quantities(lot.values)

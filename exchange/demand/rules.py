@@ -525,8 +525,30 @@ def evaluate(
     )
 
 
-def explanation(evaluation: Evaluation) -> dict[str, Any]:
-    """The evaluation as JSON-ready data (decimals as strings) for storage and templates."""
+def constraint_json(c: ConstraintResult) -> dict[str, Any]:
+    """One constraint result as JSON-ready data (an entry of ``explanation``)."""
+    return {
+        "code": c.code.value,
+        "ok": c.ok,
+        "parameter": c.parameter,
+        "value": _json(c.value),
+        "limit": _json(c.limit),
+        "margin": _s(c.margin),
+        "reason": c.reason,
+        **({"detail": dict(c.detail)} if c.detail else {}),
+    }
+
+
+def explanation(
+    evaluation: Evaluation, *, shared: Mapping[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The evaluation as JSON-ready data (decimals as strings) for storage and templates.
+
+    ``shared`` may give the entries of constraint results that many evaluations share (the
+    gate results passed to ``evaluate``), keyed by ``id()`` of the result, made once with
+    ``constraint_json``; the caller keeps those results alive while it uses the mapping.
+    """
+    known = shared or {}
 
     def route(r: Route) -> dict[str, Any]:
         return {
@@ -544,17 +566,7 @@ def explanation(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "version": 1,
         "constraints": [
-            {
-                "code": c.code.value,
-                "ok": c.ok,
-                "parameter": c.parameter,
-                "value": _json(c.value),
-                "limit": _json(c.limit),
-                "margin": _s(c.margin),
-                "reason": c.reason,
-                **({"detail": dict(c.detail)} if c.detail else {}),
-            }
-            for c in evaluation.constraints
+            known[id(c)] if id(c) in known else constraint_json(c) for c in evaluation.constraints
         ],
         "distance_km": _s(evaluation.distance_km),
         "route": route(evaluation.route) if evaluation.route else None,

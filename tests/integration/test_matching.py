@@ -47,6 +47,12 @@ def pairs(db):
     )
 
 
+def explanations(db):
+    """Every stored match's explanation as read back, keyed by pair."""
+    db.expire_all()
+    return {(m.lot_id, m.demand_id): m.explanation for m in db.scalars(select(Match))}
+
+
 def snapshot(db):
     """Every stored match with the figures that matter, keyed by pair."""
     return {
@@ -421,12 +427,15 @@ def test_sql_prefilter_finds_every_pair_the_rules_accept(db, seed):
     for pair, result in expected.items():
         assert stored[pair][3] == result.landed_cost
         assert stored[pair][1] == result.distance_km
+    assert explanations(db) == {pair: rules.explanation(r) for pair, r in expected.items()}
 
-    # The lot-side prefilter agrees too.
+    # The lot-side prefilter agrees too, and stores the same figures and explanations.
     db.execute(Match.__table__.delete())
     for lot_id in db.scalars(select(Lot.id)):
         matching.recompute_for_lot(db, lot_id, settings, announce=False)
     assert pairs(db) == sorted(expected)
+    assert snapshot(db) == stored
+    assert explanations(db) == {pair: rules.explanation(r) for pair, r in expected.items()}
 
 
 def test_ranked_reading_follows_the_rules_ranking(db):
