@@ -1,20 +1,22 @@
-"""The top bar's menus, rendered once per process for each kind of viewer.
+"""The parts of every page's frame that are the same for many requests, rendered once per
+process: the top bar's menus for each kind of viewer, and Bootstrap's asset tags.
 
 The menus (``_nav_items.html``) depend only on the language, on whether the viewer is an
 administrator and on the viewer's company being a producer and/or a buyer: every page
 rendered them again from about thirty translated labels and links. They are kept here by
 exactly those inputs, which the template receives explicitly (it reads nothing else about the
 viewer), so a cached menu is the one a fresh render would give. Nothing in them changes while
-the process runs (labels and routes are fixed at start), so the cache never goes stale; its
-size is bounded by the few kinds of viewers times the languages.
+the process runs (labels, routes and settings are fixed at start), so the cache never goes
+stale; it is kept per app and bounded by the few kinds of viewers times the languages.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
@@ -32,9 +34,25 @@ class NavViewer(NamedTuple):
     company: NavCompany | None
 
 
-_MENUS: dict[tuple[str, str, NavViewer], Markup] = {}
 _LOCK = threading.Lock()
 _MAX = 256
+
+
+def _cache() -> dict[object, Markup]:
+    cache: dict[object, Markup] = current_app.extensions["exchange.navigation"]
+    return cache
+
+
+def _kept(key: object, render: Callable[[], str]) -> Markup:
+    cache = _cache()
+    html = cache.get(key)
+    if html is None:
+        html = Markup(render())  # noqa: S704 - rendered by autoescaped templates or Bootstrap
+        with _LOCK:
+            if len(cache) >= _MAX:
+                cache.clear()
+            cache[key] = html
+    return html
 
 
 def viewer() -> NavViewer:
@@ -51,21 +69,37 @@ def viewer() -> NavViewer:
 def nav_items() -> Markup:
     """The rendered menus for the current viewer and language (from the cache when seen)."""
     who = viewer()
-    key = (str(get_locale()), request.script_root, who)
-    html = _MENUS.get(key)
-    if html is None:
-        html = Markup(render_template("_nav_items.html", nav=who))  # noqa: S704 - autoescaped
-        with _LOCK:
-            if len(_MENUS) >= _MAX:
-                _MENUS.clear()
-            _MENUS[key] = html
-    return html
+    return _kept(
+        ("menus", str(get_locale()), request.script_root, who),
+        lambda: render_template("_nav_items.html", nav=who),
+    )
+
+
+def bootstrap_css() -> Markup:
+    """Bootstrap's stylesheet tag (``bootstrap.load_css()``, which depends on settings only)."""
+    bootstrap = current_app.extensions["bootstrap"]
+    return _kept(("css", request.script_root), bootstrap.load_css)
+
+
+def bootstrap_js() -> Markup:
+    """Bootstrap's script tags (``bootstrap.load_js()``)."""
+    bootstrap = current_app.extensions["bootstrap"]
+    return _kept(("js", request.script_root), bootstrap.load_js)
 
 
 def clear() -> None:
-    with _LOCK:
-        _MENUS.clear()
+    for cache in _ALL:
+        with _LOCK:
+            cache.clear()
+
+
+_ALL: list[dict[object, Markup]] = []
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals["nav_items"] = nav_items
+    cache: dict[object, Markup] = {}
+    _ALL.append(cache)
+    app.extensions["exchange.navigation"] = cache
+    app.jinja_env.globals.update(
+        nav_items=nav_items, bootstrap_css=bootstrap_css, bootstrap_js=bootstrap_js
+    )
