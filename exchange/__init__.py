@@ -19,7 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(load_config(config))
 
-    from exchange import db, i18n, security
+    from exchange import db, i18n, navigation, security
     from exchange.extensions import bootstrap, csrf, limiter
 
     db.init_app(app)
@@ -28,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     security.init_app(app)
+    navigation.init_app(app)
 
     from exchange.accounts.admin_web import bp as admin_bp
     from exchange.accounts.web import bp as accounts_bp

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -25,7 +26,9 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -86,7 +89,8 @@ PricePerTonne = Numeric(12, 2)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE``."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE``; a pooled
+    server database checks connections that sat idle before handing them out."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -94,8 +98,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _harden_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    if "pool_pre_ping" in kwargs or kwargs.get("poolclass") is NullPool:
+        return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection left unused longer than this is checked before it is handed out.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle in the pool for a while.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, i.e. on every request. Connections
+    that went bad (database restart, idle timeout, network) are nearly always ones that waited
+    in the pool; one in steady use is checked by its own statements, and a failure there
+    invalidates the pool as usual. A failed ping here makes the pool drop the connection and
+    hand out a fresh one (the pool retries a checkout that raises ``DisconnectionError``).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["rmx_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("rmx_idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in steady use
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("idle connection failed its ping") from exc
 
 
 def normalize_url(url: str) -> str:

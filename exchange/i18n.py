@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
+from typing import Any
 
+from babel import support
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_datetime, format_decimal, get_locale
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms.meta import DefaultMeta
 
 from exchange.extensions import babel
 
@@ -54,7 +59,48 @@ def _province(code: str) -> str:
     return province_name(code, "zh" if is_zh() else "en")
 
 
+@functools.lru_cache(maxsize=16)
+def _form_catalogue(locale: str) -> support.Translations | support.NullTranslations:
+    from wtforms.i18n import messages_path
+
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class FormTranslations:
+    """WTForms' own messages ("This field is required.", ...) in the request's language.
+
+    Flask-WTF's default reads WTForms' catalogue from disk again in every request that builds a
+    form (a bid, every form page). The catalogues are files of the installed package that do
+    not change while the process runs, so each language's is loaded once per process.
+    """
+
+    def _catalogue(self) -> support.Translations | support.NullTranslations | None:
+        if not has_request_context():
+            return None
+        return _form_catalogue(str(get_locale()))
+
+    def gettext(self, string: str) -> str:
+        catalogue = self._catalogue()
+        return string if catalogue is None else catalogue.ugettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        catalogue = self._catalogue()
+        if catalogue is None:
+            return singular if n == 1 else plural
+        return catalogue.ungettext(singular, plural, n)
+
+
+FORM_TRANSLATIONS = FormTranslations()
+
+
+def _form_translations(meta: Any, form: Any) -> Any:
+    if not current_app.config.get("WTF_I18N_ENABLED", True):
+        return DefaultMeta.get_translations(meta, form)
+    return FORM_TRANSLATIONS
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
+    FlaskForm.Meta.get_translations = _form_translations  # type: ignore[method-assign]
     app.jinja_env.globals.update(is_zh=is_zh, get_locale=get_locale, province_name=_province)
     app.jinja_env.filters.update(dt=fmt_dt, num=fmt_num)

@@ -7,13 +7,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
 from exchange.audit import rules
 from exchange.audit.models import AuditCheckpoint, AuditEvent
 from exchange.db import utcnow
+
+#: The newest event of a chain (its sequence number and hash), built once for every append.
+_HEAD = (
+    select(AuditEvent.chain_seq, AuditEvent.hash)
+    .where(AuditEvent.chain_key == bindparam("chain_key"))
+    .order_by(AuditEvent.chain_seq.desc())
+    .limit(1)
+)
 
 
 def record_event(
@@ -33,12 +41,7 @@ def record_event(
     """
     key = chain or rules.chain_key(entity_type, entity_id)
     session.flush()
-    last = session.execute(
-        select(AuditEvent.chain_seq, AuditEvent.hash)
-        .where(AuditEvent.chain_key == key)
-        .order_by(AuditEvent.chain_seq.desc())
-        .limit(1)
-    ).first()
+    last = session.execute(_HEAD, {"chain_key": key}).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, rules.GENESIS_HASH)
     content = rules.EventContent(
         chain_key=key,

@@ -39,9 +39,15 @@ WATCHED_TABLES = frozenset(cls.__tablename__ for cls in WATCHED)
 _FLAG = "catalogue_changed"
 
 
+_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+
+
 def current_version(session: Session) -> int:
-    """The committed catalogue version (0 before any change is counted)."""
-    version = session.scalar(select(CatalogueVersion.version).where(CatalogueVersion.id == 1))
+    """The committed catalogue version (0 before any change is counted).
+
+    Read on every catalogue page, so through the session's connection: a plain row needs none
+    of the ORM's statement handling."""
+    version = session.connection().execute(_VERSION).scalar()
     return int(version or 0)
 
 

@@ -6,7 +6,7 @@ import smtplib
 from email.message import EmailMessage as MimeMessage
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db import after_commit, utcnow
@@ -86,13 +86,16 @@ def notify(
 
 
 def unread_count(session: Session, user_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-        )
-        or 0
+    return int(session.scalar(unread_count_query(user_id)) or 0)
+
+
+def unread_count_query(user_id: Any) -> Select[int]:
+    """The count of ``user_id``'s unread notices (a value or a column, e.g. ``User.id`` to
+    read it in the statement that loads the user)."""
+    return (
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
     )
 
 

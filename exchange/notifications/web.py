@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from exchange.db import commit, get_session
@@ -15,11 +15,15 @@ bp = Blueprint("notifications", __name__)
 
 @bp.app_context_processor
 def _bell() -> dict[str, Callable[[], int]]:
-    """``unread_notices()`` for the top bar: counted only when a page shows the bell."""
+    """``unread_notices()`` for the top bar: the count read with the user at the start of the
+    request (``security.load_user``), else counted when a page shows the bell."""
 
     def count() -> int:
         if not current_user.is_authenticated:
             return 0
+        known = g.get("unread_notices")
+        if known is not None and known[0] == current_user.id:
+            return int(known[1])
         return unread_count(get_session(), current_user.id)
 
     return {"unread_notices": count}

@@ -7,13 +7,14 @@ locks at most one lot and never a company row after it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from exchange.accounts.companies import require
@@ -88,6 +89,33 @@ class TradeContext:
     gated: bool | None
 
 
+@functools.cache
+def _trade_query() -> Select[*tuple[Any, ...]]:
+    """``lock_for_trade``'s statement, built once (building it, with its aliased producer, cost
+    more than running it); the ids and the end use are bound per call."""
+    producer = aliased(Company)
+    return (
+        select(
+            Lot,
+            Company.verification_status,
+            Company.is_buyer,
+            Company.suspended_at,
+            Company.suspension_reason,
+            producer.suspended_at,
+            LotEndUse.gated,
+        )
+        .join_from(Lot, Company, Company.id == bindparam("company_id"))
+        .join_from(Lot, producer, producer.id == Lot.producer_id)
+        .outerjoin_from(
+            Lot,
+            LotEndUse,
+            and_(LotEndUse.lot_id == Lot.id, LotEndUse.end_use == bindparam("end_use")),
+        )
+        .where(Lot.id == bindparam("lot_id"))
+        .execution_options(populate_existing=True)
+    )
+
+
 def lock_for_trade(session: Session, actor: Actor, lot_id: int, end_use: str) -> TradeContext:
     """Lock the lot and check the actor's company, in one statement (the hot path of bidding).
 
@@ -100,23 +128,9 @@ def lock_for_trade(session: Session, actor: Actor, lot_id: int, end_use: str) ->
     """
     company_id = require(actor, "trade")
     code = EndUse(end_use).value
-    producer = aliased(Company)
-    query = (
-        select(
-            Lot,
-            Company.verification_status,
-            Company.is_buyer,
-            Company.suspended_at,
-            Company.suspension_reason,
-            producer.suspended_at,
-            LotEndUse.gated,
-        )
-        .join_from(Lot, Company, Company.id == company_id)
-        .join_from(Lot, producer, producer.id == Lot.producer_id)
-        .outerjoin_from(Lot, LotEndUse, and_(LotEndUse.lot_id == Lot.id, LotEndUse.end_use == code))
-        .where(Lot.id == lot_id)
-    )
-    row = session.execute(locked(query).execution_options(populate_existing=True)).first()
+    row = session.execute(
+        locked(_trade_query()), {"company_id": company_id, "lot_id": lot_id, "end_use": code}
+    ).first()
     if row is None:
         if session.get(Lot, lot_id) is None:
             raise NotFound(_l("No such lot."))

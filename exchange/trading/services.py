@@ -10,6 +10,7 @@ race, or a lot that closed or sold out).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from decimal import Decimal
 
 from flask import has_request_context
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import Select, and_, bindparam, false, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.accounts.models import Company
@@ -283,6 +284,28 @@ class BidResult:
     replayed: bool = False
 
 
+@functools.cache
+def _bids_query(with_key: bool) -> Select[Bid]:
+    """The lot's live bids and, ``with_key``, the company's bid of one submission (built once;
+    ``lot_id``, ``company_id`` and ``key`` are bound per call)."""
+    return (
+        select(Bid)
+        .where(
+            Bid.lot_id == bindparam("lot_id"),
+            or_(
+                Bid.status == BidStatus.ACTIVE,
+                and_(
+                    Bid.company_id == bindparam("company_id"),
+                    Bid.idempotency_key == bindparam("key"),
+                )
+                if with_key
+                else false(),
+            ),
+        )
+        .order_by(Bid.id)
+    )
+
+
 def place_bid(
     session: Session,
     actor: Actor,
@@ -316,17 +339,8 @@ def place_bid(
     # One query for the live bids and, if this submission was seen before, its bid.
     loaded = list(
         session.scalars(
-            select(Bid)
-            .where(
-                Bid.lot_id == lot.id,
-                or_(
-                    Bid.status == BidStatus.ACTIVE,
-                    and_(Bid.company_id == company_id, Bid.idempotency_key == idempotency_key)
-                    if idempotency_key
-                    else false(),
-                ),
-            )
-            .order_by(Bid.id)
+            _bids_query(bool(idempotency_key)),
+            {"lot_id": lot.id, "company_id": company_id, "key": idempotency_key},
         )
     )
     done = None
