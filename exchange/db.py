@@ -167,18 +167,21 @@ def bulk_insert(session: Session, table: FromClause, rows: Sequence[Mapping[str,
         elif default.is_callable:
             defaults[column.key] = default.arg(None)  # type: ignore[attr-defined]
     names = given + list(defaults)
-    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    columns = []
+    for name in given:  # column by column: one type processor per column
+        process = table.c[name].type.bind_processor(dialect)
+        values = [row[name] for row in rows]
+        columns.append(values if process is None else list(map(process, values)))
+    for name, value in defaults.items():
+        process = table.c[name].type.bind_processor(dialect)
+        columns.append([value if process is None else process(value)] * len(rows))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    extra = list(defaults.values())
     driver = connection.connection.driver_connection
     with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-        for row in rows:
-            values = [row[name] for name in given] + extra
-            copy.write_row(
-                [v if p is None else p(v) for v, p in zip(values, processors, strict=True)]
-            )
+        for row_values in zip(*columns, strict=True):
+            copy.write_row(row_values)
 
 
 def bulk_update(
@@ -215,8 +218,10 @@ def bulk_update(
         sql.SQL("%s::{}[]").format(sql.SQL(table.c[name].type.compile(dialect=dialect)))
         for name in columns
     )
+    # ``key = ANY(keys)`` as well as the join: without it the planner hashes the whole table.
     statement = sql.SQL(
-        "UPDATE {t} SET {sets} FROM unnest({unnest}) AS v({cols}) WHERE {t}.{k} = v.{k}"
+        "UPDATE {t} SET {sets} FROM unnest({unnest}) AS v({cols}) "
+        "WHERE {t}.{k} = v.{k} AND {t}.{k} = ANY(%s::{key_type}[])"
     ).format(
         t=sql.Identifier(table.name),
         sets=sql.SQL(", ").join(
@@ -225,10 +230,11 @@ def bulk_update(
         unnest=unnest,
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
         k=sql.Identifier(key),
+        key_type=sql.SQL(table.c[key].type.compile(dialect=dialect)),
     )
     driver = connection.connection.driver_connection
     with driver.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(statement, arrays)
+        cursor.execute(statement, [*arrays, arrays[0]])
 
 
 # --- one session per request / CLI command / job ------------------------------------------------

@@ -98,12 +98,33 @@ _LOT_FIELDS = tuple(_LotState.__dataclass_fields__)
 _LOT_COLUMNS = tuple(getattr(Lot, name) for name in _LOT_FIELDS)
 
 
+@dataclass(slots=True)
+class _NewClosing:
+    """A ``LotClosing`` row still to be inserted (plain values, like ``_LotState``)."""
+
+    lot_id: int
+    sale_mode: SaleMode
+    closed_at: dt.datetime
+    lot_quantity: Decimal
+    allocated_quantity: Decimal
+    bid_count: int
+    reserve_met: bool = True
+    decision: ReserveDecision = ReserveDecision.NOT_NEEDED
+    decision_due_at: dt.datetime | None = None
+    decided_at: dt.datetime | None = None
+    decided_by_id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 @dataclass
 class _Outcome:
     """One lot's close or decision, computed in memory and then written in bulk."""
 
     lot: _LotState
-    closing: LotClosing
+    #: A new closing (a close) or the stored one (a reserve decision, flushed by the session).
+    closing: _NewClosing | LotClosing
     action: str
     data: dict[str, Any]
     #: True once an allocation was applied: the lot's live bids that did not win are lost.
@@ -244,16 +265,7 @@ def _close_one(
     old = lot.status
     lot.status = apply(lot.status, LotEvent.CLOSED)
     lot.closed_at = now
-    closing = LotClosing(
-        lot_id=lot.id,
-        sale_mode=lot.sale_mode,
-        closed_at=now,
-        lot_quantity=lot.quantity,
-        allocated_quantity=Decimal(0),
-        bid_count=len(bids),
-        reserve_met=True,
-        decision=ReserveDecision.NOT_NEEDED,
-    )
+    closing = _NewClosing(lot.id, lot.sale_mode, now, lot.quantity, Decimal(0), len(bids))
     data: dict[str, Any] = {
         "status": [old.value, LotStatus.CLOSED.value],
         "closes_at": lot.closes_at,
@@ -352,11 +364,6 @@ def _finish(outcome: _Outcome, awarded: bool) -> None:
     outcome.data["remaining"] = lot.remaining
 
 
-def _closing_row(closing: LotClosing) -> dict[str, Any]:
-    columns = LotClosing.__table__.columns.keys()
-    return {name: getattr(closing, name) for name in columns if name != "id"}
-
-
 def _write(session: Session, actor: Actor, outcomes: Iterable[_Outcome]) -> None:
     """Write a batch of outcomes: bulk lots, bids, awards and notices, one audit event per lot."""
     outcomes = list(outcomes)
@@ -377,7 +384,7 @@ def _write(session: Session, actor: Actor, outcomes: Iterable[_Outcome]) -> None
     bulk_insert(
         session,
         LotClosing.__table__,
-        [_closing_row(o.closing) for o in outcomes if o.closing.id is None],
+        [o.closing.row() for o in outcomes if isinstance(o.closing, _NewClosing)],
     )
     now = max(o.closing.decided_at or o.closing.closed_at for o in outcomes)
     bulk_update(session, Bid.__table__, [u for o in outcomes for u in o.bid_updates])
