@@ -361,11 +361,6 @@ def bench_closing(app, closers: int = 2) -> tuple[float, int, int]:
     """``closers`` processes run the closing job at once; returns (seconds, closings, doubles
     plus errors). The clock runs from their common start to the last one's exit."""
     _due_lots(app, CLOSE_LOTS)
-    # A live database has planner statistics (autovacuum keeps them); a just-filled one has
-    # none, and the plans would then be made for near-empty tables.
-    with app.extensions["exchange.engine"].connect() as c:
-        c.execute(text("ANALYZE lots, bids, companies"))
-        c.commit()
     context = multiprocessing.get_context("fork")
     start, queue = context.Barrier(closers + 1), context.Queue()
     processes = [context.Process(target=_closer, args=(app, start, queue)) for _ in range(closers)]
