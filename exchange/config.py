@@ -128,7 +128,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             os.environ.get("TRADING_RESERVE_DECISION_HOURS", "48")
         ),
         "TRADING_CLOSE_SECONDS": int(os.environ.get("TRADING_CLOSE_SECONDS", "5")),
-        "TRADING_CLOSE_BATCH": int(os.environ.get("TRADING_CLOSE_BATCH", "200")),
+        "TRADING_CLOSE_BATCH": int(os.environ.get("TRADING_CLOSE_BATCH", "500")),
         "TRADING_NOTICE_SECONDS": int(os.environ.get("TRADING_NOTICE_SECONDS", "30")),
         "TRADING_BID_RATE_LIMIT": os.environ.get(
             "TRADING_BID_RATE_LIMIT", "30 per minute;600 per hour"

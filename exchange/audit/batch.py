@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
 from exchange.audit import rules
 from exchange.audit.models import AuditEvent
-from exchange.db import utcnow
+from exchange.db import bulk_insert, utcnow
 
 
 @dataclass(frozen=True)
@@ -88,5 +88,5 @@ def record_events(session: Session, actor: Actor, events: Sequence[PendingEvent]
             }
         )
         last[key] = (seq + 1, digest)
-    # A plain executemany (pipelined by psycopg): no ids are needed back.
-    session.connection().execute(insert(AuditEvent.__table__), rows)
+    # No ids are needed back: COPY on PostgreSQL, executemany elsewhere.
+    bulk_insert(session, AuditEvent.__table__, rows)

@@ -6,8 +6,9 @@ others find it closed (and the unique ``lot_closings.lot_id`` backs that up). On
 ``close_due_lots`` claims due lots with ``FOR UPDATE SKIP LOCKED`` so parallel closers share the
 work instead of queueing on the same rows; on SQLite ``BEGIN IMMEDIATE`` serialises them.
 
-A batch of lots is written with a few bulk statements (bids, awards, notices) and one audit
-event per lot, so closing thousands of lots stays fast.
+A batch of lots is read as plain columns (no ORM objects) and written with a few bulk
+statements (lots, bids, awards, notices, closings, one audit event per lot; on PostgreSQL
+``COPY`` and ``UPDATE ... FROM unnest``), so closing thousands of lots stays fast.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require
 from exchange.accounts.models import Company
 from exchange.actor import Actor
 from exchange.audit.batch import PendingEvent, record_events
+from exchange.db import bulk_insert, bulk_update
 from exchange.errors import Conflict, Forbidden
 from exchange.listings.models import Lot
 from exchange.listings.rules import LotEvent, LotStatus, SaleMode, apply
 from exchange.trading import clock, rules
 from exchange.trading.ladder import award_lapsed
-from exchange.trading.lots import lock_lot, lock_lots, suspended_companies
+from exchange.trading.lots import lock_lot, lock_lot_rows, suspended_companies
 from exchange.trading.models import Award, AwardStatus, Bid, LotClosing, NoticeKind, ReserveDecision
 from exchange.trading.notices import Notice, add_notices_for_lots
 from exchange.trading.rules import BidStatus
@@ -71,11 +73,58 @@ def _view(row: Row[Any]) -> rules.BidView:
 
 
 @dataclass
+class _LotState:
+    """What closing reads and changes of a lot: plain values, so a batch of thousands of lots
+    costs no ORM loading or flush (``_write`` stores the changes with one bulk update)."""
+
+    id: int
+    producer_id: int
+    sale_mode: SaleMode
+    status: LotStatus
+    closes_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    quantity: Decimal
+    remaining: Decimal
+    reserve_price: Decimal | None
+    min_order: Decimal
+    currency: str
+
+    @classmethod
+    def of(cls, lot: Lot) -> _LotState:
+        return cls(*(getattr(lot, name) for name in _LOT_FIELDS))
+
+
+_LOT_FIELDS = tuple(_LotState.__dataclass_fields__)
+_LOT_COLUMNS = tuple(getattr(Lot, name) for name in _LOT_FIELDS)
+
+
+@dataclass(slots=True)
+class _NewClosing:
+    """A ``LotClosing`` row still to be inserted (plain values, like ``_LotState``)."""
+
+    lot_id: int
+    sale_mode: SaleMode
+    closed_at: dt.datetime
+    lot_quantity: Decimal
+    allocated_quantity: Decimal
+    bid_count: int
+    reserve_met: bool = True
+    decision: ReserveDecision = ReserveDecision.NOT_NEEDED
+    decision_due_at: dt.datetime | None = None
+    decided_at: dt.datetime | None = None
+    decided_by_id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass
 class _Outcome:
     """One lot's close or decision, computed in memory and then written in bulk."""
 
-    lot: Lot
-    closing: LotClosing
+    lot: _LotState
+    #: A new closing (a close) or the stored one (a reserve decision, flushed by the session).
+    closing: _NewClosing | LotClosing
     action: str
     data: dict[str, Any]
     #: True once an allocation was applied: the lot's live bids that did not win are lost.
@@ -103,7 +152,7 @@ def close_lot(
     (``rules.allocate``); when the hidden reserve kept tonnage from bids the lot waits in
     ``closed`` for the producer's decision until ``decision_due_at``.
     """
-    lot = lock_lot(session, lot_id)
+    lot = _LotState.of(lock_lot(session, lot_id))
     if not _close(session, actor, [lot], now or clock.now(), settings):
         return None
     return session.scalars(
@@ -149,13 +198,14 @@ def close_due_lots(
     ids = due_lot_ids(session, now, limit or settings.close_batch)
     if not ids:
         return 0
-    return len(_close(session, actor, lock_lots(session, ids), now, settings))
+    lots = [_LotState(**row._asdict()) for row in lock_lot_rows(session, ids, _LOT_COLUMNS)]
+    return len(_close(session, actor, lots, now, settings))
 
 
 def _close(
     session: Session,
     actor: Actor,
-    lots: Sequence[Lot],
+    lots: Sequence[_LotState],
     now: dt.datetime,
     settings: TradingSettings | None,
 ) -> list[int]:
@@ -206,7 +256,7 @@ def _close(
 
 
 def _close_one(
-    lot: Lot,
+    lot: _LotState,
     bids: list[Row[Any]],
     revealed: dict[int, list[dict[str, object]]],
     now: dt.datetime,
@@ -215,16 +265,7 @@ def _close_one(
     old = lot.status
     lot.status = apply(lot.status, LotEvent.CLOSED)
     lot.closed_at = now
-    closing = LotClosing(
-        lot_id=lot.id,
-        sale_mode=lot.sale_mode,
-        closed_at=now,
-        lot_quantity=lot.quantity,
-        allocated_quantity=Decimal(0),
-        bid_count=len(bids),
-        reserve_met=True,
-        decision=ReserveDecision.NOT_NEEDED,
-    )
+    closing = _NewClosing(lot.id, lot.sale_mode, now, lot.quantity, Decimal(0), len(bids))
     data: dict[str, Any] = {
         "status": [old.value, LotStatus.CLOSED.value],
         "closes_at": lot.closes_at,
@@ -234,14 +275,13 @@ def _close_one(
         closing.allocated_quantity = lot.quantity - lot.remaining
         _finish(outcome, closing.allocated_quantity > 0)
         return outcome
-    allocation = rules.allocate(
-        lot.quantity, [_view(b) for b in bids], lot.reserve_price, min_order=lot.min_order
-    )
+    views = [_view(b) for b in bids]
+    allocation = rules.allocate(lot.quantity, views, lot.reserve_price, min_order=lot.min_order)
     data.update(bids=len(bids), reserve_met=allocation.reserve_met)
     if lot.sale_mode is SaleMode.TENDER:
         data["revealed"] = revealed.get(lot.id, [])
     if allocation.reserve_met:
-        _apply(outcome, bids, allocation, now, settings)
+        _apply(outcome, bids, views, allocation, now, settings)
     else:
         closing.reserve_met = False
         closing.decision = ReserveDecision.PENDING
@@ -267,18 +307,21 @@ def _reveal(lot_ids: list[int], session: Session) -> dict[int, list[dict[str, ob
 def _apply(
     outcome: _Outcome,
     bids: Sequence[Row[Any]],
+    views: Sequence[rules.BidView],
     allocation: rules.Allocation,
     now: dt.datetime,
     settings: TradingSettings,
 ) -> None:
-    """Bid outcomes, awards and notices for an allocation; the lot ends awarded or unsold."""
+    """Bid outcomes, awards and notices for an allocation; the lot ends awarded or unsold.
+
+    ``views`` are the ``rules.BidView`` of ``bids``, in the same order."""
     lot = outcome.lot
-    by_id = {b.id: b for b in bids}
+    by_id = {b.id: (b, v) for b, v in zip(bids, views, strict=True)}
     sign_by = now + dt.timedelta(hours=settings.signature_hours)
     outcome.allocated = True
     for fill in allocation.fills:
-        bid = by_id[fill.bid_id]
-        status = rules.bid_outcome(_view(bid), fill.quantity)
+        bid, view = by_id[fill.bid_id]
+        status = rules.bid_outcome(view, fill.quantity)
         if fill.quantity > 0:  # the others are marked lost in one statement (see _write)
             outcome.bid_updates.append(
                 {
@@ -321,21 +364,30 @@ def _finish(outcome: _Outcome, awarded: bool) -> None:
     outcome.data["remaining"] = lot.remaining
 
 
-def _closing_row(closing: LotClosing) -> dict[str, Any]:
-    columns = LotClosing.__table__.columns.keys()
-    return {name: getattr(closing, name) for name in columns if name != "id"}
-
-
 def _write(session: Session, actor: Actor, outcomes: Iterable[_Outcome]) -> None:
-    """Write a batch of outcomes: bulk bids, awards and notices, then one audit event per lot."""
+    """Write a batch of outcomes: bulk lots, bids, awards and notices, one audit event per lot."""
     outcomes = list(outcomes)
-    new = [_closing_row(o.closing) for o in outcomes if o.closing.id is None]
-    if new:
-        session.connection().execute(insert(LotClosing.__table__), new)
+    session.flush()  # the bulk statements below bypass the unit of work
+    bulk_update(
+        session,
+        Lot.__table__,
+        [
+            {
+                "id": o.lot.id,
+                "status": o.lot.status,
+                "closed_at": o.lot.closed_at,
+                "remaining": o.lot.remaining,
+            }
+            for o in outcomes
+        ],
+    )
+    bulk_insert(
+        session,
+        LotClosing.__table__,
+        [o.closing.row() for o in outcomes if isinstance(o.closing, _NewClosing)],
+    )
     now = max(o.closing.decided_at or o.closing.closed_at for o in outcomes)
-    updates = [u for o in outcomes for u in o.bid_updates]
-    if updates:
-        session.execute(update(Bid), updates)
+    bulk_update(session, Bid.__table__, [u for o in outcomes for u in o.bid_updates])
     decided = [o.lot.id for o in outcomes if o.allocated]
     if decided:
         session.execute(
@@ -344,10 +396,7 @@ def _write(session: Session, actor: Actor, outcomes: Iterable[_Outcome]) -> None
             .values(status=BidStatus.LOST, filled_quantity=Decimal(0), updated_at=now)
             .execution_options(synchronize_session=False)
         )
-    rows = [r for o in outcomes for r in o.award_rows]
-    if rows:
-        # Plain executemany (pipelined by psycopg): no RETURNING, so no giant VALUES lists.
-        session.connection().execute(insert(Award.__table__), rows)
+    bulk_insert(session, Award.__table__, [r for o in outcomes for r in o.award_rows])
     add_notices_for_lots(session, ((o.lot.id, n) for o in outcomes for n in o.notices), now)
     for o in outcomes:
         if o.allocated:
@@ -358,10 +407,12 @@ def _write(session: Session, actor: Actor, outcomes: Iterable[_Outcome]) -> None
     record_events(
         session, actor, [PendingEvent(o.action, "lot", o.lot.id, o.data) for o in outcomes]
     )
-    # The bulk UPDATE bypassed the identity map: let loaded bids re-read their new state.
+    # The bulk UPDATEs bypassed the identity map: let loaded lots and bids re-read their state.
     lot_ids = {o.lot.id for o in outcomes}
     for obj in list(session.identity_map.values()):
-        if isinstance(obj, Bid) and obj.lot_id in lot_ids:
+        if (isinstance(obj, Bid) and obj.lot_id in lot_ids) or (
+            isinstance(obj, Lot) and obj.id in lot_ids
+        ):
             session.expire(obj)
 
 
@@ -384,7 +435,7 @@ def decide_reserve(
     open. Raises Forbidden or Conflict.
     """
     company_id = require(actor, "trade")
-    lot = lock_lot(session, lot_id)
+    lot = _LotState.of(lock_lot(session, lot_id))
     now = now or clock.now()
     if lot.producer_id != company_id:
         raise Forbidden(_l("Only the lot's producer can decide on its reserve."))
@@ -399,7 +450,7 @@ def decide_reserve(
     return closing
 
 
-def _pending_closing(session: Session, lot: Lot) -> LotClosing:
+def _pending_closing(session: Session, lot: _LotState) -> LotClosing:
     closing = session.scalar(
         select(LotClosing)
         .where(LotClosing.lot_id == lot.id)
@@ -413,7 +464,7 @@ def _pending_closing(session: Session, lot: Lot) -> LotClosing:
 def _decide(
     session: Session,
     actor: Actor,
-    lot: Lot,
+    lot: _LotState,
     closing: LotClosing,
     accept: bool | None,
     now: dt.datetime,
@@ -428,9 +479,8 @@ def _decide(
     )
     frozen = suspended_companies(session, {b.company_id for b in bids})
     bids = [b for b in bids if b.company_id not in frozen]
-    allocation = rules.allocate(
-        lot.quantity, [_view(b) for b in bids], lot.reserve_price, min_order=lot.min_order
-    )
+    views = [_view(b) for b in bids]
+    allocation = rules.allocate(lot.quantity, views, lot.reserve_price, min_order=lot.min_order)
     if accept and allocation.if_below_reserve_accepted is not None:
         allocation = allocation.if_below_reserve_accepted
     decision = {
@@ -447,7 +497,7 @@ def _decide(
         "decision_due_at": closing.decision_due_at,
     }
     outcome = _Outcome(lot, closing, f"trading:reserve:{decision.value}", data)
-    _apply(outcome, bids, allocation, now, settings)
+    _apply(outcome, bids, views, allocation, now, settings)
     _write(session, actor, [outcome])
 
 
@@ -478,7 +528,7 @@ def expire_reserve_decisions(
     )
     done = 0
     for lot_id in due:
-        lot = lock_lot(session, lot_id)
+        lot = _LotState.of(lock_lot(session, lot_id))
         try:
             closing = _pending_closing(session, lot)
         except Conflict:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, bindparam, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Row, Select, and_, bindparam, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from exchange.accounts.companies import require
 from exchange.accounts.models import Company
@@ -53,13 +53,16 @@ def lock_lot(session: Session, lot_id: int) -> Lot:
     return lot
 
 
-def lock_lots(session: Session, lot_ids: list[int]) -> list[Lot]:
-    """Several lots, re-read under their row locks, in closing-time order."""
+def lock_lot_rows(
+    session: Session, lot_ids: list[int], columns: Sequence[InstrumentedAttribute[Any]]
+) -> list[Row[Any]]:
+    """``columns`` of several lots, read under their row locks, in closing-time order.
+
+    Plain rows, not ORM objects: the closing job reads thousands of lots at a time.
+    """
     return list(
-        session.scalars(
-            locked(select(Lot).where(Lot.id.in_(lot_ids)))
-            .order_by(Lot.closes_at, Lot.id)
-            .execution_options(populate_existing=True)
+        session.execute(
+            locked(select(*columns).where(Lot.id.in_(lot_ids))).order_by(Lot.closes_at, Lot.id)
         )
     )
 

@@ -10,12 +10,12 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.accounts.models import Membership, User
 from exchange.accounts.rules import Role
-from exchange.db import utcnow
+from exchange.db import bulk_insert, utcnow
 from exchange.trading.models import NoticeKind, TradeNotice
 
 
@@ -47,9 +47,7 @@ def add_notices_for_lots(
         }
         for lot_id, n in notices
     ]
-    if rows:
-        # render_nulls keeps rows with and without a bid in one batch.
-        session.execute(insert(TradeNotice).execution_options(render_nulls=True), rows)
+    bulk_insert(session, TradeNotice.__table__, rows)
     return len(rows)
 
 

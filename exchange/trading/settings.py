@@ -14,7 +14,7 @@ class TradingSettings:
     #: After a close below the reserve, the producer may accept the best bids for this long.
     reserve_decision_hours: int = 48
     #: Lots closed per transaction by the closing job.
-    close_batch: int = 200
+    close_batch: int = 500
 
     @classmethod
     def current(cls) -> TradingSettings:
