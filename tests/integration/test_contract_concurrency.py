@@ -124,11 +124,12 @@ def test_control_without_the_contract_lock_the_activation_is_lost(pg_app, monkey
     monkeypatch.setattr(signing, "lock_contract", _unlocked)
     monkeypatch.setattr(signing, "record_event", record_after_both_signed)
     results = _sign_race(pg_app, deals)
-    # Each thread saw only its own signature, so nobody activated the contract; the second
-    # audit append then collided with the first and that signature was rolled back.
+    # Each thread saw only its own signature, so nobody activated the contract: with both
+    # sides signed (or one signature rolled back when the audit appends collided) the
+    # contract is left waiting. Whether the appends collide depends on timing, so only the
+    # lost activation is asserted.
     assert all(activations == 0 for _e, _s, _v, activations in results)
     assert all(status is ContractStatus.AWAITING_SIGNATURES for _e, status, _v, _a in results)
-    assert all(errors for errors, _s, _v, _a in results)
 
 
 def _dispatch(s, actor, contract_id, manifest):
