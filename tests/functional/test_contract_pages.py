@@ -407,7 +407,9 @@ def test_the_administrator_draws_up_a_contract_for_an_open_award(app, db, client
     with app.test_request_context():
         award = make_award(db)
     _as(client, world, ADMIN)
-    assert f"#{award.id}" in client.get("/contracts/awards").get_data(as_text=True)
+    page = client.get("/contracts/awards").get_data(as_text=True)
+    assert f"#{award.id} · Buy now" in page and "buy_now" not in page
+    assert "disposal fee of 20.00 CNY per tonne" in page  # a negative price is said in words
     response = _post(client, f"/contracts/awards/{award.id}/draw", {})
     assert response.status_code == 302 and "/contracts/" in response.location
 
