@@ -7,15 +7,36 @@ The embedded default starts one daemon thread on the first request. In productio
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from exchange.db import after_commit, session_scope
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector for one unit of bulk work.
+
+    A closing batch or a lot's match recompute allocates hundreds of thousands of short-lived
+    objects (rows, views, explanations); every few hundred allocations the collector would
+    run, and now and then walk the whole heap of the app, which cost about a fifth of the
+    closing's CPU time. That garbage is reference-counted away anyway; what is left is
+    collected once the work is over. The pause is process-wide, and lasts well under a second.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

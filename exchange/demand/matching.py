@@ -44,6 +44,7 @@ from exchange.demand.freight import (
 )
 from exchange.demand.models import Demand, Match
 from exchange.demand.rules import DemandStatus, Evaluation, LotFacts
+from exchange.jobs import collector_paused
 from exchange.listings.models import Lot
 
 PUBLISHED = prefilter.PUBLISHED
@@ -245,6 +246,7 @@ def _gates(lot: LotFacts, end_use: str, cache: GateCache) -> tuple[rules.Constra
     return cache[key]
 
 
+@collector_paused()
 def recompute_for_demand(
     session: Session,
     demand_id: int,
@@ -290,6 +292,7 @@ def recompute_for_demand(
     return delta
 
 
+@collector_paused()
 def recompute_for_lot(
     session: Session,
     lot_id: int,

@@ -7,14 +7,11 @@ claimed the same way.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from flask import Flask
 
 from exchange.actor import SYSTEM
 from exchange.db import session_scope
+from exchange.jobs import collector_paused
 from exchange.trading import clock
 from exchange.trading.closing import close_due_lots, expire_reserve_decisions
 from exchange.trading.notices import email_notices
@@ -24,32 +21,13 @@ from exchange.trading.settings import TradingSettings
 MAX_BATCHES = 1000
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector for one batch.
-
-    A closing batch allocates a few hundred thousand short-lived objects (rows, bid views,
-    fills, notices); each few hundred allocations the collector would run, and now and then
-    walk the whole heap of the app, which cost about a fifth of the closing's CPU time. The
-    batch's garbage is reference-counted away anyway; what is left is collected once the
-    batch is over.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def close_due(app: Flask) -> int:
     """Close every lot due now and expire lapsed reserve decisions; returns lots closed."""
     settings = TradingSettings.current()
     now = clock.now()
     total = 0
     for _ in range(MAX_BATCHES):
-        with _collector_paused(), session_scope(app) as session:
+        with collector_paused(), session_scope(app) as session:
             closed = close_due_lots(session, SYSTEM, now=now, settings=settings)
         total += closed
         if closed < settings.close_batch:
