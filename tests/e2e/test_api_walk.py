@@ -46,12 +46,14 @@ def test_create_use_and_revoke_a_token_then_read_the_docs(
     page.fill("#email", email)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
     page.goto(live_server + "/account/tokens/")
     shots(page, f"{lang}-api-01-tokens-empty")
 
     page.fill("#name", "ERP")
     page.select_option("#scope", "read")
     page.click("#submit")
+    page.wait_for_load_state()
     secret = page.input_value("#new-token")
     assert secret.startswith("rmx_")
     shots(page, f"{lang}-api-02-token-created")
@@ -64,6 +66,7 @@ def test_create_use_and_revoke_a_token_then_read_the_docs(
     page.goto(live_server + "/account/tokens/")  # shown once: the list never carries it
     assert secret not in page.content()
     page.locator("form[action$='/revoke'] button").first.click()
+    page.wait_for_load_state()
     assert page.locator(".alert-success").count() == 1
     shots(page, f"{lang}-api-03-token-revoked")
     status, body = _api(live_server, "/api/v1/me", secret)

@@ -84,6 +84,7 @@ def _login(page, base, email, lang):
     page.fill("#email", email)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
     _choose_language(page, base, lang)
 
 
@@ -97,6 +98,7 @@ def _choose_language(page, base, lang):
         page.click(".navbar-toggler")
         page.wait_for_selector("#nav.show")  # the menu has finished opening
     button.click()
+    page.wait_for_load_state()
 
 
 def _logout(page, base):
@@ -105,6 +107,7 @@ def _logout(page, base):
         page.click(".navbar-toggler")
         page.wait_for_selector("#nav.show")  # the menu has finished opening
     page.locator("form[action='/logout'] button").click()
+    page.wait_for_load_state()
     # The page is already at "/" before the click: wait for the logged-out page itself, or
     # the next login races the logout request.
     expect(page.locator("form[action='/logout']")).to_have_count(0, timeout=30_000)
@@ -130,6 +133,7 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     page.goto(exchange + "/contracts/awards")
     shots(page, f"{prefix}-01-awards")
     page.locator("form[action$='/draw'] button").first.click()
+    page.wait_for_load_state()
     assert "RMX-" in page.locator("h1").inner_text()
     contract_url = page.url
     _logout(page, exchange)
@@ -141,10 +145,12 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     page.goto(contract_url + "/sign")
     page.fill("#password", "not-the-password")
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator(".invalid-feedback").count() == 1
     shots(page, f"{prefix}-03-sign-wrong-password")
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.url == contract_url
     _logout(page, exchange)
 
@@ -154,6 +160,7 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     shots(page, f"{prefix}-04-sign")
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator("h1 + [data-status='active']").count() == 1
     _logout(page, exchange)
 
@@ -169,6 +176,7 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     assert page.locator("#net-out").inner_text() == "34.340"
     shots(page, f"{prefix}-05-dispatch")
     page.click("#submit")
+    page.wait_for_load_state()
     assert "34.34" in page.content()
     _logout(page, exchange)
 
@@ -176,12 +184,14 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     _login(page, exchange, BUYER, lang)
     page.goto(contract_url)
     page.locator("a[href*='/receive']").first.click()
+    page.wait_for_load_state()
     page.fill("#received_on", dt.date.today().isoformat())
     page.fill("#received_gross_t", "49.400")
     page.fill("#received_tare_t", "15.180")
     page.fill("#assay_Fe2O3", "42.5")
     shots(page, f"{prefix}-06-receive")
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator(".quality-lines").count() == 1
     shots(page, f"{prefix}-07-contract-in-delivery")
 
@@ -198,16 +208,19 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     page.fill("#gross_t", "49.100")
     page.fill("#tare_t", "15.200")
     page.click("#submit")
+    page.wait_for_load_state()
     shots(page, f"{prefix}-08-second-dispatch")
     assert "SD-2027-0002" in page.locator("main").inner_text()
     _logout(page, exchange)
     _login(page, exchange, BUYER, lang)
     page.goto(contract_url)
     page.locator("a[href*='/disputes/new?delivery=']").last.click()
+    page.wait_for_load_state()
     page.fill("#reason", "到货短重约 3 吨 / about 3 t short")
     page.set_input_files("#attachment", files=[TICKET])
     shots(page, f"{prefix}-08-dispute")
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator("h1 + [data-status='disputed']").count() == 1
     assert page.locator(".dispute-files a").inner_text() == "weighbridge-ticket.pdf"
     shots(page, f"{prefix}-09-disputed")
@@ -215,10 +228,12 @@ def test_award_to_signed_contract_to_delivery_and_pdf(
     _login(page, exchange, ADMIN_EMAIL, lang)
     page.goto(contract_url)
     page.locator("a[href$='/decide']").click()
+    page.wait_for_load_state()
     page.select_option("#outcome", "resumed")
     page.fill("#decision", "磅单核对：短重在合同容差内，继续履行。")
     shots(page, f"{prefix}-10-decide")
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator("h1 + [data-status='in_delivery']").count() == 1
 
     # The printable contract and the PDF.

@@ -72,6 +72,7 @@ def _login(page, base: str, email: str) -> None:
     page.fill("#email", email)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
 
 
 def _english(page, narrow: bool) -> None:
@@ -79,6 +80,7 @@ def _english(page, narrow: bool) -> None:
         page.click(".navbar-toggler")
         page.wait_for_selector("#nav.show")  # the menu has finished opening
     page.click("button:has-text('English')")
+    page.wait_for_load_state()
 
 
 @pytest.mark.parametrize(("lang", "accept", "viewport"), CASES)
@@ -120,11 +122,13 @@ def test_buyer_posts_windows_and_sees_ranked_matches_with_reasons(
     # First an inverted window: the form says so next to the row and keeps the input.
     page.fill("#specs-1-minimum", "5")
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator(".invalid-feedback").count() >= 1
     assert page.input_value("#title") == f"E2E iron corrective {lang}"
     shots(page, f"{lang}-demand-01-inverted-window")
     page.fill("#specs-1-minimum", "")
     page.click("#submit")
+    page.wait_for_load_state()
 
     page.wait_for_selector(".match-card")
     cards = page.locator(".match-card")
@@ -188,6 +192,7 @@ def test_producer_sees_the_demands_its_lot_matches_with_net_price(
     assert "淄博示范水泥有限公司" in text or "Zibo Demo Cement" in text
     shots(page, f"{lang}-demand-04-producer-lot-matches")
     items.first.locator("a").first.click()
+    page.wait_for_load_state()
     assert "/demands/" in page.url
     shots(page, f"{lang}-demand-05-demand-seen-by-producer")
     context.close()

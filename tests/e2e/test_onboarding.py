@@ -52,12 +52,14 @@ def test_register_verify_login(
     page.fill("#password", "e2e-password-123")
     page.fill("#password2", "e2e-password-123")
     page.click("#submit")
+    page.wait_for_load_state()
     assert page.locator(".invalid-feedback").count() >= 1
     shots(page, f"{lang}-01-register-bad-uscc")
     page.fill("#uscc", uscc)
     page.fill("#password", "e2e-password-123")
     page.fill("#password2", "e2e-password-123")
     page.click("#submit")
+    page.wait_for_load_state()
     assert email in page.content()
     shots(page, f"{lang}-02-check-email")
 
@@ -72,12 +74,15 @@ def test_register_verify_login(
     page.fill("#email", ADMIN_EMAIL)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
     page.goto(live_server + "/admin/companies")
     page.click("text=端到端测试水泥有限公司")
+    page.wait_for_load_state()
     page.select_option("#decision", "verified")
     page.fill("#reason", "licence checked")
     shots(page, f"{lang}-04-admin-decision")
     page.click("#submit")
+    page.wait_for_load_state()
     assert "端到端测试水泥有限公司" not in page.locator("table").inner_text()
     shots(page, f"{lang}-05-queue-after")
     if page.locator(".navbar-toggler").is_visible():
@@ -92,6 +97,7 @@ def test_register_verify_login(
     page.fill("#email", email)
     page.fill("#password", "e2e-password-123")
     page.click("#submit")
+    page.wait_for_load_state()
     page.goto(live_server + "/company")
     body = page.content()
     assert "端到端测试水泥有限公司" in body and uscc in body

@@ -156,6 +156,7 @@ def _login(context, base, email, lang):
             page.click(".navbar-toggler")
             page.wait_for_selector("#nav.show")  # the menu has finished opening
         page.click("form[action='/lang/en'] button")
+        page.wait_for_load_state()
     return page, errors
 
 
@@ -189,6 +190,7 @@ def test_deposit_by_bank_transfer_settlement_by_card_and_a_disposal_fee(
     assert refs["deposit"] in page.content()
     shots(page, f"{tag}-01-invoices")
     page.click(f"text={refs['deposit']}")
+    page.wait_for_load_state()
     assert page.locator("#bank-reference").inner_text() == refs["deposit"]
     assert "6222 0216 0000 1234 567" in page.content()
     shots(page, f"{tag}-02-deposit-bank-details")
@@ -204,6 +206,7 @@ def test_deposit_by_bank_transfer_settlement_by_card_and_a_disposal_fee(
     apage.fill("#reference", f"保证金 {refs['deposit'].lower()}")
     apage.fill("#payer", "唐山示范钢铁有限公司")
     apage.click("#submit")
+    apage.wait_for_load_state()
     results = apage.locator("#results")
     assert results.is_visible() and refs["deposit"] in results.inner_text()
     assert apage.locator("#results .badge.text-bg-success").count() == 1

@@ -155,6 +155,7 @@ def test_admin_follows_a_flagged_pair_to_its_evidence_and_reads_the_dashboard(
     page.fill("#email", ADMIN_EMAIL)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
 
     # Declare that the Binzhou refinery and the Zibo cement plant are related (once).
     page.goto(seeded + "/admin/affiliations")
@@ -164,17 +165,20 @@ def test_admin_follows_a_flagged_pair_to_its_evidence_and_reads_the_dashboard(
         page.select_option("#kind", "parent_subsidiary")
         page.fill("#note", "business registry extract")
         page.click("#submit")
+        page.wait_for_load_state()
     assert "淄博示范水泥有限公司" in page.locator("table").inner_text()
     shots(page, f"{tag}-02-affiliations")
 
     # Run the checks: the award from Binzhou to Zibo is flagged; follow it to the evidence.
     page.goto(seeded + "/admin/flags")
     page.locator("form[action='/admin/flags/detect'] button").click()
+    page.wait_for_load_state()
     page.goto(seeded + "/admin/flags?status=")  # every status: an earlier walk escalated it
     flagged = page.locator("a.list-group-item", has_text="滨州示范氧化铝有限公司").first
     assert flagged.is_visible()
     shots(page, f"{tag}-03-flags")
     flagged.click()
+    page.wait_for_load_state()
     evidence = page.content()
     assert "declared" in evidence and "滨州示范氧化铝有限公司" in evidence
     assert "淄博示范水泥有限公司" in evidence
@@ -182,6 +186,7 @@ def test_admin_follows_a_flagged_pair_to_its_evidence_and_reads_the_dashboard(
         page.select_option("#decision", "escalated")
         page.fill("#reason", "same owner; award below the index")
         page.click("#submit")
+        page.wait_for_load_state()
     assert page.locator(".badge.text-bg-danger").first.is_visible()  # escalated
     shots(page, f"{tag}-04-flag-evidence")
 

@@ -113,6 +113,7 @@ def _login(page, base: str, email: str) -> None:
     page.fill("#email", email)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#submit")
+    page.wait_for_load_state()
 
 
 def eventually(check, timeout: float = 30.0) -> None:
@@ -142,8 +143,10 @@ def test_two_buyers_bid_in_the_last_minute_and_the_producer_sees_the_allocation(
 
     # B works in English (its saved preference is Chinese): the language switch in the menu.
     b.goto(lot_url)
-    b.locator("form[action='/lang/en']").evaluate("form => form.submit()")
-    b.wait_for_load_state()
+    # A script's submit() does not make Playwright wait: wait for the navigation it starts, or
+    # the next goto races it and one of the two is aborted.
+    with b.expect_navigation():
+        b.locator("form[action='/lang/en']").evaluate("form => form.submit()")
     # B opens the lot first and keeps the page open, never reloading it.
     b.goto(lot_url)
     b.evaluate("window.__notReloaded = true")
