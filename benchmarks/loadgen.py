@@ -1,12 +1,25 @@
-"""A small HTTP/1.1 load generator (fixed number of connections) run as its own process:
+"""A small HTTP/1.1 load generator (fixed number of connections) run as its own process.
+
+GET for a fixed time, every connection sending the same request::
 
     python -m benchmarks.loadgen URL CONNECTIONS SECONDS [HEADER ...]
 
-Each connection sends a GET, reads the whole response (Content-Length or chunked) and sends
-the next one, reconnecting when the server closes (gunicorn's sync workers close after every
-response, so the latency includes the connect, as it does for wrk). Prints one JSON object:
-requests, seconds, requests per second, latency percentiles in ms and the status codes seen.
-asyncio over raw sockets keeps the client's own cost per request small next to the server's.
+POST a fixed number of forms per connection, each connection with its own headers (its
+session cookie) and a body template whose ``{price}`` rises by a step and whose ``{key}`` is
+fresh for every request (a bidder raising its own bid)::
+
+    python -m benchmarks.loadgen --posts SPEC.json
+
+SPEC: ``{"url": ..., "per_connection": N, "connections": [{"headers": [...], "body": ...,
+"price": "1000.00", "step": "0.50"}, ...]}``.
+
+Each connection sends a request, reads the whole response (Content-Length or chunked) and
+sends the next one, reconnecting when the server closes (gunicorn's sync workers close after
+every response, so the latency includes the connect, as it does for wrk). Prints one JSON
+object: requests, seconds, requests per second, latency percentiles in ms and the status
+codes seen. asyncio over raw sockets keeps the client's own cost per request small next to
+the server's; a thread pool of an HTTP library in the measuring process costs the server a
+good part of the machine's two cores.
 """
 
 from __future__ import annotations
@@ -15,7 +28,10 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 
@@ -41,10 +57,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 async def _connection(
-    host: str, port: int, request: bytes, deadline: float, latencies: list[float], codes: Counter
+    host: str,
+    port: int,
+    next_request: Callable[[], bytes | None],
+    latencies: list[float],
+    codes: Counter,
 ) -> None:
+    """Send what ``next_request`` gives until it gives None."""
     connection = None
-    while time.perf_counter() < deadline:
+    while (request := next_request()) is not None:
         start = time.perf_counter()
         if connection is None:  # sync workers close after each response: connect anew
             connection = await asyncio.open_connection(host, port)
@@ -60,20 +81,16 @@ async def _connection(
         connection[1].close()
 
 
-async def load(url: str, connections: int, seconds: float, headers: list[str]) -> dict[str, object]:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", *headers, "", ""]
-    request = "\r\n".join(lines).encode()
-    latencies: list[float] = []
-    codes: Counter = Counter()
-    start = time.perf_counter()
-    deadline = start + seconds
-    await asyncio.gather(
-        *(_connection(host, port, request, deadline, latencies, codes) for _ in range(connections))
-    )
-    elapsed = time.perf_counter() - start
+def _request(
+    method: str, host: str, port: int, path: str, headers: list[str], body: bytes
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", *headers]
+    if method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join([*lines, "", ""]).encode() + body
+
+
+def _summary(latencies: list[float], codes: Counter, elapsed: float) -> dict[str, object]:
     ordered = sorted(latencies)
 
     def pct(q: float) -> float:
@@ -87,12 +104,71 @@ async def load(url: str, connections: int, seconds: float, headers: list[str]) -
         "p95_ms": pct(95),
         "p99_ms": pct(99),
         "codes": {str(k): v for k, v in codes.items()},
+        "latencies_ms": latencies,
     }
 
 
+async def load(url: str, connections: int, seconds: float, headers: list[str]) -> dict[str, object]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    request = _request("GET", host, port, path, headers, b"")
+    latencies: list[float] = []
+    codes: Counter = Counter()
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def until_deadline() -> bytes | None:
+        return request if time.perf_counter() < deadline else None
+
+    await asyncio.gather(
+        *(_connection(host, port, until_deadline, latencies, codes) for _ in range(connections))
+    )
+    result = _summary(latencies, codes, time.perf_counter() - start)
+    del result["latencies_ms"]
+    return result
+
+
+async def posts(spec: dict[str, object]) -> dict[str, object]:
+    parts = urlsplit(str(spec["url"]))
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    per_connection = int(spec["per_connection"])  # type: ignore[call-overload]
+    latencies: list[float] = []
+    codes: Counter = Counter()
+
+    def poster(conn: dict[str, object]) -> Callable[[], bytes | None]:
+        price, step = Decimal(str(conn["price"])), Decimal(str(conn["step"]))
+        sent = 0
+
+        def next_request() -> bytes | None:
+            nonlocal price, sent
+            if sent == per_connection:
+                return None
+            body = str(conn["body"]).format(price=price, key=uuid.uuid4().hex).encode()
+            price += step
+            sent += 1
+            headers = [*conn["headers"], "Content-Type: application/x-www-form-urlencoded"]  # type: ignore[misc]
+            return _request("POST", host, port, parts.path, headers, body)
+
+        return next_request
+
+    start = time.perf_counter()
+    await asyncio.gather(
+        *(
+            _connection(host, port, poster(conn), latencies, codes)
+            for conn in spec["connections"]  # type: ignore[attr-defined]
+        )
+    )
+    return _summary(latencies, codes, time.perf_counter() - start)
+
+
 def main() -> int:
-    url, connections, seconds, *headers = sys.argv[1:]
-    result = asyncio.run(load(url, int(connections), float(seconds), headers))
+    if sys.argv[1] == "--posts":
+        with open(sys.argv[2], encoding="utf-8") as f:
+            result = asyncio.run(posts(json.load(f)))
+    else:
+        url, connections, seconds, *headers = sys.argv[1:]
+        result = asyncio.run(load(url, int(connections), float(seconds), headers))
     print(json.dumps(result))
     return 0
 

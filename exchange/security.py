@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, abort, g, request
+from flask import Blueprint, Flask, Response, abort, g, request, session
 from flask_babel import lazy_gettext as _l
 
 from exchange.actor import Actor
@@ -13,6 +13,8 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+#: Flashed messages a session keeps while none of its pages is opened to show them.
+MAX_FLASHES = 5
 
 
 def current_actor() -> Actor:
@@ -79,4 +81,16 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault(
                 "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
             )
+        return response
+
+    @app.after_request
+    def keep_few_notices(response: Response) -> Response:
+        """A client that posts forms without opening the pages they lead to (a script, a tab
+        that never loads) never reads its flashed messages: keep the newest few, or the session
+        cookie grows with every post until a browser drops it and the user is logged out."""
+        if not session.modified:  # nothing flashed in this request (and no Vary: Cookie added)
+            return response
+        flashes = session.get("_flashes")
+        if flashes is not None and len(flashes) > MAX_FLASHES:
+            session["_flashes"] = flashes[-MAX_FLASHES:]
         return response

@@ -421,3 +421,26 @@ def test_a_lot_page_opened_after_the_close_never_shows_it_open(client, db, world
     assert 'data-phase="closing"' in page
     assert f'action="/trading/lots/{lot.id}/bid"' not in page
     assert client.get(f"/trading/lots/{lot.id}/state").json["open"] is False
+
+
+def test_a_client_that_never_opens_a_page_keeps_only_the_newest_notices(client, db, world):
+    """Posting bid after bid without following the redirects (a script, a tab that never
+    loads) must not grow the session cookie with every unread 'bid placed' message."""
+    as_(client, world, BUYER)
+    csrf = token(client, world)
+    for n in range(8):
+        response = client.post(
+            f"/trading/lots/{world['auction'].id}/bid",
+            data={
+                "csrf_token": csrf,
+                "trade-price": f"{100 + 10 * n}.00",
+                "trade-quantity": "50",
+                "trade-end_use": "steel",
+                "trade-key": f"unread-{n}",
+            },
+        )
+        assert response.status_code == 302
+    assert count_bids(db, world["auction"]) == 8
+    with client.session_transaction() as session:
+        flashes = session["_flashes"]
+    assert flashes == [("success", "Your bid is placed.")] * 5
