@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, abort, g, request, session
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, g, has_request_context, request, session
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import ScalarSelect, Select
 
 from exchange.actor import Actor
 from exchange.extensions import login_manager
@@ -40,6 +45,48 @@ def admins_only(blueprint: Blueprint) -> None:
             abort(403)
 
 
+#: Values read in the statement that loads the signed-in user, by name: contexts register a
+#: scalar subquery of the users' id column (the bell's unread count, the catalogue version) and
+#: read the value back with ``loaded_with_user``; one round trip instead of one each per page.
+_WITH_USER: dict[str, Callable[[Any], ScalarSelect[Any]]] = {}
+
+
+def read_with_user(name: str, subquery: Callable[[Any], ScalarSelect[Any]]) -> None:
+    """Read ``subquery(User.id)`` along with the signed-in user on every request."""
+    _WITH_USER[name] = subquery
+    _user_statement.cache_clear()
+
+
+def loaded_with_user(name: str) -> Any | None:
+    """What ``name``'s subquery gave when this request loaded its user (None: not loaded)."""
+    from flask_login import current_user
+
+    if not has_request_context():  # a job or a command: no user was loaded
+        return None
+    loaded = g.get("with_user")
+    if loaded is None or not current_user.is_authenticated or loaded[0] != current_user.id:
+        return None
+    return loaded[1].get(name)
+
+
+@functools.cache
+def _user_statement() -> Select[Any]:
+    """The statement that loads the signed-in user on every request, built once.
+
+    The membership and company come along: nearly every page shows or checks them. Building it
+    anew on every request (the options, the subqueries and their cache key) cost more than
+    running it.
+    """
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.orm import joinedload
+
+    from exchange.accounts.models import Membership, User
+
+    company = joinedload(User.membership).joinedload(Membership.company)
+    extra = [factory(User.id).label(name) for name, factory in _WITH_USER.items()]
+    return select(User, *extra).where(User.id == bindparam("user_id")).options(company)
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
@@ -49,25 +96,12 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):  # type: ignore[no-untyped-def]
-        from sqlalchemy import select
-        from sqlalchemy.orm import joinedload
-
-        from exchange.accounts.models import Membership, User
         from exchange.db import get_session
-        from exchange.notifications.services import unread_count_query
 
-        # The membership and company come along: nearly every page shows or checks them; so
-        # does the bell's unread count (one statement instead of two round trips per page).
-        company = joinedload(User.membership).joinedload(Membership.company)
-        unread = unread_count_query(User.id).scalar_subquery()
-        row = (
-            get_session()
-            .execute(select(User, unread).where(User.id == int(user_id)).options(company))
-            .first()
-        )
+        row = get_session().execute(_user_statement(), {"user_id": int(user_id)}).first()
         if row is None or not row[0].is_active:
             return None
-        g.unread_notices = (row[0].id, int(row[1] or 0))
+        g.with_user = (row[0].id, dict(zip(_WITH_USER, row[1:], strict=True)))
         return row[0]
 
     @app.after_request

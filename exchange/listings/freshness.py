@@ -45,10 +45,21 @@ _VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
 def current_version(session: Session) -> int:
     """The committed catalogue version (0 before any change is counted).
 
-    Read on every catalogue page, so through the session's connection: a plain row needs none
-    of the ORM's statement handling."""
-    version = session.connection().execute(_VERSION).scalar()
+    Read on every catalogue page: for a signed-in user it came with the user (registered
+    below); otherwise through the session's connection, as a plain row needs none of the ORM's
+    statement handling."""
+    from exchange.security import loaded_with_user
+
+    version = loaded_with_user("catalogue_version")
+    if version is None:
+        version = session.connection().execute(_VERSION).scalar()
     return int(version or 0)
+
+
+def _version_with_user() -> None:
+    from exchange.security import read_with_user
+
+    read_with_user("catalogue_version", lambda _user_id: _VERSION.scalar_subquery())
 
 
 def _bump(connection: Connection) -> None:
@@ -195,3 +206,4 @@ class FragmentCache:
 
 
 install()
+_version_with_user()

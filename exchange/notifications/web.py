@@ -4,26 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from exchange.db import commit, get_session
-from exchange.notifications.services import mark_all_read, open_notice, outbox, recent, unread_count
+from exchange.notifications.services import (
+    mark_all_read,
+    open_notice,
+    outbox,
+    recent,
+    unread_count,
+    unread_count_query,
+)
+from exchange.security import loaded_with_user, read_with_user
 
 bp = Blueprint("notifications", __name__)
+read_with_user("unread_notices", lambda user_id: unread_count_query(user_id).scalar_subquery())
 
 
 @bp.app_context_processor
 def _bell() -> dict[str, Callable[[], int]]:
     """``unread_notices()`` for the top bar: the count read with the user at the start of the
-    request (``security.load_user``), else counted when a page shows the bell."""
+    request (registered below), else counted when a page shows the bell."""
 
     def count() -> int:
         if not current_user.is_authenticated:
             return 0
-        known = g.get("unread_notices")
-        if known is not None and known[0] == current_user.id:
-            return int(known[1])
+        known = loaded_with_user("unread_notices")
+        if known is not None:
+            return int(known)
         return unread_count(get_session(), current_user.id)
 
     return {"unread_notices": count}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from exchange.db import commit
 from exchange.listings import freshness, services
@@ -165,3 +165,27 @@ def test_the_version_counts_commits_not_rollbacks(app, tmp_path):
             assert freshness.current_version(session) == after_commit + 1
     finally:
         engine.dispose()
+
+
+def test_a_signed_in_buyer_gets_its_user_bell_and_version_in_one_statement(app, client, db, market):
+    """For a signed-in viewer the catalogue version comes with the user (and the bell's count):
+    a cached page costs one statement, and a change still shows on the next request."""
+    login(client, market["buyer"].email)
+    assert EN_TITLE in _results(client)
+    market["lot"].title_en = "Renamed cake"
+    commit(db)
+    assert "Renamed cake" in _results(client)  # the version read with the user moved on
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = app.extensions["exchange.engine"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        body = client.get("/lots").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert "Renamed cake" in body and "/logout" in body
+    reads = [s for s in statements if "SAVEPOINT" not in s]  # the tests' own transaction
+    assert len(reads) == 1 and "catalogue_version" in reads[0], statements
