@@ -26,7 +26,8 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from exchange.accounts.forms import ConfirmForm, province_choices
+from exchange.accounts.forms import ConfirmForm
+from exchange.accounts.regions import PROVINCES
 from exchange.audit.services import events_for, verify
 from exchange.catalog.materials import END_USES, MATERIALS
 from exchange.catalog.parameters import (
@@ -170,7 +171,7 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
     query = search.CatalogueQuery(
         family=choice("family", {f.value for f in FAMILY_LABELS}),
         material=choice("material", MATERIALS),
-        province=choice("province", {code for code, _name in province_choices() if code}),
+        province=choice("province", PROVINCES),  # the codes, in any language
         end_use=choice("end_use", {u.value for u in END_USES}),
         sale_mode=choice("sale_mode", {m.value for m in SALE_MODE_LABELS}),
         quantity_min=decimal_arg("qty_min", warnings),
