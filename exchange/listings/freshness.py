@@ -81,8 +81,11 @@ def _bump_engine(bind: Engine) -> Engine:
     The bump runs while the committing session still holds its pooled connection; taking a
     second one from the same pool would deadlock once every pooled connection belongs to a
     session waiting for another (many threads committing lot changes at once). A connection
-    of its own, opened and closed per bump, can never wait on the pool.
+    of its own, opened and closed per bump, can never wait on the pool. An in-memory SQLite
+    database exists only on its own engine's connection, so that engine bumps it.
     """
+    if bind.url.get_backend_name() == "sqlite" and bind.url.database in (None, "", ":memory:"):
+        return bind
     url = bind.url.render_as_string(hide_password=False)
     with _BUMP_LOCK:
         engine = _BUMP_ENGINES.get(url)
@@ -99,12 +102,7 @@ def bump(session: Session) -> None:
     """Count one committed change (called after the commit; see the module docstring)."""
     bind = session.get_bind()
     if isinstance(bind, Engine):
-        memory = bind.url.get_backend_name() == "sqlite" and bind.url.database in (
-            None,
-            "",
-            ":memory:",
-        )
-        with (bind if memory else _bump_engine(bind)).begin() as connection:
+        with _bump_engine(bind).begin() as connection:
             _bump(connection)
     else:  # a connection whose transaction the caller owns (tests run inside one)
         _bump(bind)
