@@ -479,7 +479,8 @@ def _incremental(app: Any, n_lots: int, matched: list[int]) -> list[Result]:
             "ms",
             "p95 ≤ 50 ms",
             p95_top <= 50,
-            f"p95 {p95_top:.2f} ms over {len(top20)} demands (stored matches, ranked in SQL); "
+            f"p95 {p95_top:.2f} ms over {len(top20)} demands (stored figures ranked in SQL, "
+            f"each pair's explanation rebuilt); "
             f"{_load()}",
         ),
         Result(

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 
 from exchange.apiplatform import ApiBlueprint, api_actor, current_caller, paginate_query
 from exchange.db import commit, get_session
-from exchange.demand import services
+from exchange.demand import matching, services
 from exchange.demand.board import BoardFilters, board_page, demands_query, wanted_query
 from exchange.demand.drafts import DemandDraft
 from exchange.demand.models import Demand, Match
@@ -210,7 +210,7 @@ class DemandMatches(MethodView):
         """
         session = get_session()
         query = services.demand_matches_query(session, api_actor(), demand_id)
-        return paginate_query(session, query, pagination_parameters)
+        return matching.explain(session, paginate_query(session, query, pagination_parameters))
 
 
 @lot_matches_blp.route("/<id:lot_id>/matches")
@@ -223,4 +223,4 @@ class LotMatches(MethodView):
         """The open demands your lot matches, best net price after freight first"""
         session = get_session()
         query = services.lot_matches_query(session, api_actor(), lot_id)
-        return paginate_query(session, query, pagination_parameters)
+        return matching.explain(session, paginate_query(session, query, pagination_parameters))

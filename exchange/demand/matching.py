@@ -2,14 +2,15 @@
 
 Candidates come from the SQL prefilters (``prefilter``); ``rules.evaluate`` decides. Recomputing
 is per lot or per demand: ``recompute_for_lot`` rewrites one lot's row of the match table and
-``recompute_for_demand`` one demand's column; no other pair is touched.
+``recompute_for_demand`` one demand's column; no other pair is touched. A row keeps the figures
+that rank the pair; ``explain`` rebuilds the explanation of every constraint when rows are read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -87,18 +88,11 @@ _UPDATED = (
     "co2_kg_per_t",
     "margin_score",
     "coverage",
-    "explanation",
     "computed_at",
 )
 
 
-def _row(
-    lot_id: int,
-    demand_id: int,
-    ev: Evaluation,
-    now: dt.datetime,
-    shared: Mapping[int, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+def _row(lot_id: int, demand_id: int, ev: Evaluation, now: dt.datetime) -> dict[str, Any]:
     assert ev.route is not None and ev.landed_cost is not None and ev.net_price is not None
     return {
         "lot_id": lot_id,
@@ -111,13 +105,12 @@ def _row(
         "co2_kg_per_t": ev.route.co2_kg,
         "margin_score": ev.margin_score,
         "coverage": ev.coverage,
-        "explanation": rules.explanation(ev, shared=shared),
         "first_matched_at": now,
         "computed_at": now,
     }
 
 
-#: Rows per multi-row ``INSERT ... VALUES`` (16 columns: well under the drivers' limits).
+#: Rows per multi-row ``INSERT ... VALUES`` (12 columns: well under the drivers' limits).
 UPSERT_ROWS = 400
 
 #: The columns of a stored row as ``_row`` makes it, with their types.
@@ -132,7 +125,6 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("co2_kg_per_t", Numeric()),
     ("margin_score", Numeric()),
     ("coverage", Numeric()),
-    ("explanation", JSON()),
 )
 
 
@@ -142,8 +134,7 @@ def _pg_upsert() -> Any:
 
     Its text never changes, so SQLAlchemy compiles it once, where a multi-row ``VALUES`` list is
     a new statement for every row count (compiling 400 rows of 13 parameters took longer than
-    the server's work). One text parameter also spares the driver quoting thousands of values
-    (array parameters of explanations took it seconds).
+    the server's work). One text parameter also spares the driver quoting thousands of values.
     """
     given = (
         func.json_to_recordset(cast(bindparam("rows", type_=Text()), JSON))
@@ -201,13 +192,9 @@ def _store(
     fixed: tuple[str, int],
     existing_pairs: Iterable[tuple[int, int]],
     results: list[tuple[int, int, Evaluation]],
-    shared: Mapping[int, dict[str, Any]] | None = None,
 ) -> Delta:
     """Make one lot's row (``("lot", id)``) or one demand's column (``("demand", id)``) of the
-    match table equal to the passing ``results``; no other pair is touched.
-
-    ``shared``: explanation entries made once for results shared by many pairs (see
-    ``rules.explanation``)."""
+    match table equal to the passing ``results``; no other pair is touched."""
     now = utcnow()
     existing = {(int(a), int(b)) for a, b in existing_pairs}
     passing = {(lot_id, demand_id): ev for lot_id, demand_id, ev in results if ev.ok}
@@ -230,7 +217,7 @@ def _store(
         )
     _upsert(
         session,
-        [_row(lot, dem, passing[(lot, dem)], now, shared) for lot, dem in sorted(passing)],
+        [_row(lot, dem, passing[(lot, dem)], now) for lot, dem in sorted(passing)],
     )
     return delta
 
@@ -319,10 +306,7 @@ def recompute_for_lot(
         for demand in load_demand_facts(session, demand_ids):
             gates = _gates(lot, demand.end_use, cache)
             results.append((lot.id, demand.id, rules.evaluate(lot, demand, settings, gates=gates)))
-    # The lot's gate results are shared by every demand of an end use: explained once each
-    # (``cache`` keeps them alive, as the ids require).
-    shared = {id(r): rules.constraint_json(r) for gates in cache.values() for r in gates}
-    delta = _store(session, ("lot", lot_id), existing, results, shared)
+    delta = _store(session, ("lot", lot_id), existing, results)
     if announce and delta.added:
         from exchange.demand.alerts import announce as send
 
@@ -414,11 +398,41 @@ def lot_matches_query(lot_id: int) -> Select[Match]:
     )
 
 
-def matches_for_demand(session: Session, demand_id: int, limit: int = 50) -> list[Match]:
-    """The first ``limit`` of :func:`demand_matches_query`."""
-    return list(session.scalars(demand_matches_query(demand_id).limit(limit)))
+def explain(
+    session: Session, matches: Sequence[Match], settings: FreightSettings | None = None
+) -> list[Match]:
+    """Set each match's ``explanation`` by evaluating the pair again on its lot's and demand's
+    facts, as the recompute that stored the row did; returns ``matches``.
+
+    Every change to a lot or a demand is followed by its recompute, so the explanation agrees
+    with the stored figures. Between a change and that recompute it shows the new facts, and
+    may show a failing constraint until the recompute drops the pair.
+    """
+    settings = settings or current_settings()
+    lots = {f.id: f for f in load_lot_facts(session, sorted({m.lot_id for m in matches}))}
+    demands = {f.id: f for f in load_demand_facts(session, sorted({m.demand_id for m in matches}))}
+    cache: GateCache = {}
+    for m in matches:
+        lot, demand = lots.get(m.lot_id), demands.get(m.demand_id)
+        if lot is not None and demand is not None:
+            gates = _gates(lot, demand.end_use, cache)
+            m.explanation = rules.explanation(rules.evaluate(lot, demand, settings, gates=gates))
+    return list(matches)
 
 
-def matches_for_lot(session: Session, lot_id: int, limit: int = 50) -> list[Match]:
-    """The first ``limit`` of :func:`lot_matches_query`."""
-    return list(session.scalars(lot_matches_query(lot_id).limit(limit)))
+def matches_for_demand(
+    session: Session, demand_id: int, limit: int = 50, *, explained: bool = True
+) -> list[Match]:
+    """The first ``limit`` of :func:`demand_matches_query`, explained unless ``explained`` is
+    False."""
+    found = list(session.scalars(demand_matches_query(demand_id).limit(limit)))
+    return explain(session, found) if explained else found
+
+
+def matches_for_lot(
+    session: Session, lot_id: int, limit: int = 50, *, explained: bool = True
+) -> list[Match]:
+    """The first ``limit`` of :func:`lot_matches_query`, explained unless ``explained`` is
+    False (a list that shows only the ranking figures)."""
+    found = list(session.scalars(lot_matches_query(lot_id).limit(limit)))
+    return explain(session, found) if explained else found

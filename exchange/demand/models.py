@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
     Column,
@@ -199,9 +198,15 @@ class Match(Base):
 
     Rows are recomputed per lot or per demand (never the whole cross product); a pair that stops
     matching loses its row. All money is per dry tonne, signed.
+
+    The explanation of every constraint is not stored: ``matching.explain`` evaluates the pair
+    again when it is read. Storing it for every pair made a lot's recompute build, send and
+    write a couple of kilobytes per matching demand, most of the slowest recomputes' time.
     """
 
     __tablename__ = "matches"
+    # ``explanation`` below is a plain attribute, not a column.
+    __allow_unmapped__ = True
     __table_args__ = (
         UniqueConstraint("lot_id", "demand_id"),
         Index("ix_matches_demand_id_landed_cost", "demand_id", "landed_cost"),
@@ -226,13 +231,16 @@ class Match(Base):
     margin_score: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
     #: Share of the demand the lot can supply (0–1).
     coverage: Mapped[Decimal] = mapped_column(Numeric(7, 4))
-    explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: When the pair first matched (kept across recomputes).
     first_matched_at: Mapped[dt.datetime]
     computed_at: Mapped[dt.datetime]
 
     lot: Mapped[Lot] = relationship()
     demand: Mapped[Demand] = relationship()
+
+    #: Every constraint with its value, limit and margin, the route and the alternatives
+    #: (``rules.explanation``); set by ``matching.explain``, None on a row read otherwise.
+    explanation: dict[str, Any] | None = None
 
 
 class MatchSweep(Base):

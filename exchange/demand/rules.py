@@ -539,16 +539,8 @@ def constraint_json(c: ConstraintResult) -> dict[str, Any]:
     }
 
 
-def explanation(
-    evaluation: Evaluation, *, shared: Mapping[int, dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """The evaluation as JSON-ready data (decimals as strings) for storage and templates.
-
-    ``shared`` may give the entries of constraint results that many evaluations share (the
-    gate results passed to ``evaluate``), keyed by ``id()`` of the result, made once with
-    ``constraint_json``; the caller keeps those results alive while it uses the mapping.
-    """
-    known = shared or {}
+def explanation(evaluation: Evaluation) -> dict[str, Any]:
+    """The evaluation as JSON-ready data (decimals as strings) for templates and the API."""
 
     def route(r: Route) -> dict[str, Any]:
         return {
@@ -565,9 +557,7 @@ def explanation(
 
     return {
         "version": 1,
-        "constraints": [
-            known[id(c)] if id(c) in known else constraint_json(c) for c in evaluation.constraints
-        ],
+        "constraints": [constraint_json(c) for c in evaluation.constraints],
         "distance_km": _s(evaluation.distance_km),
         "route": route(evaluation.route) if evaluation.route else None,
         "alternatives": [route(r) for r in evaluation.alternatives],

@@ -57,7 +57,8 @@ def lot_demand_matches(lot: Any) -> list[Match]:
         return []
     if lot is None or current_user.company.id != lot.producer_id:
         return []
-    return matching.matches_for_lot(get_session(), lot.id)
+    # The lot page lists the ranking figures only: no explanation to build.
+    return matching.matches_for_lot(get_session(), lot.id, explained=False)
 
 
 @bp.app_template_global("demand_labels")
@@ -423,5 +424,5 @@ def lot_matches(lot_id: int):  # type: ignore[no-untyped-def]
     actor = current_actor()
     if lot is None or not (actor.is_admin or actor.company_id == lot.producer_id):
         abort(404)
-    matches = matching.matches_for_lot(session, lot.id)
+    matches = matching.matches_for_lot(session, lot.id, explained=False)
     return render_template("demand/lot_matches.html", lot=lot, matches=matches)

@@ -250,6 +250,11 @@ def test_the_producer_sees_the_demands_its_lot_matches_by_net_price(world, clien
     nets = [float(r["net_price"]) for r in rows]
     assert nets == sorted(nets, reverse=True)
     assert ids[-1] == cheap.id
+    for r in rows:  # each explained, though no explanation is stored
+        constraints = r["explanation"]["constraints"]
+        assert {"spec", "gate", "price"} <= {c["code"] for c in constraints}
+        assert all({"value", "limit", "margin"} <= c.keys() and c["ok"] for c in constraints)
+        assert Decimal(r["explanation"]["landed_cost"]) == Decimal(r["landed_cost"])
 
 
 def _owner(db, world):

@@ -97,6 +97,8 @@ def test_only_the_buyer_and_administrators_see_the_ranked_matches(client, world)
         assert (world["lot"].number in page) is sees, who
         if sees:
             assert "/lots/" in page and "Landed cost" in page
+            # Every constraint row of the explanation, rebuilt on read.
+            assert "Fe2O3" in page and "Freight by" in page and "✓" in page
         client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
 
 

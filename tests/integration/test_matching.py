@@ -47,10 +47,11 @@ def pairs(db):
     )
 
 
-def explanations(db):
-    """Every stored match's explanation as read back, keyed by pair."""
+def explanations(db, settings=None):
+    """Every stored match's explanation as read back (rebuilt on read), keyed by pair."""
     db.expire_all()
-    return {(m.lot_id, m.demand_id): m.explanation for m in db.scalars(select(Match))}
+    found = matching.explain(db, list(db.scalars(select(Match))), settings)
+    return {(m.lot_id, m.demand_id): m.explanation for m in found}
 
 
 def snapshot(db):
@@ -99,6 +100,59 @@ def test_cement_plant_sees_the_high_fe_bayer_lot_ranked_first_with_its_freight(d
         "margin": "8.5",
         "reason": None,
     }
+
+
+def test_a_match_stores_its_ranking_figures_and_is_explained_when_read(db):
+    binzhou, _ = producer_at(db, "binzhou")
+    lot = make_lot(db, binzhou, assay=HIGH_FE_BAYER, price="-20")
+    buyer, owner = make_company(db, producer=False, buyer=True)
+    demand = post_demand(db, buyer, owner, max_price=D("200"))
+    assert "explanation" not in Match.__table__.c
+    db.expunge_all()
+    (plain,) = db.scalars(select(Match)).all()
+    assert plain.explanation is None  # a row read without ``explain``
+
+    db.expunge_all()
+    (m,) = matching.matches_for_demand(db, demand.id)
+    lot_facts = facts.load_lot_facts(db, [lot.id])[0]
+    demand_facts = facts.load_demand_facts(db, [demand.id])[0]
+    evaluation = rules.evaluate(lot_facts, demand_facts, matching.current_settings())
+    assert m.explanation == rules.explanation(evaluation)
+    # The rebuilt explanation agrees with the figures stored by the recompute.
+    ex = m.explanation
+    assert D(ex["landed_cost"]) == m.landed_cost and D(ex["net_price"]) == m.net_price
+    assert D(ex["distance_km"]) == m.distance_km and D(ex["coverage"]) == m.coverage
+    assert ex["route"]["mode"] == m.mode and D(ex["route"]["freight"]) == m.freight
+    assert D(ex["route"]["co2_kg"]) == m.co2_kg_per_t
+    codes = [c["code"] for c in ex["constraints"]]
+    assert {"status", "material", "quantity", "spec", "gate", "route", "price"} <= set(codes)
+    for c in ex["constraints"]:
+        assert {"value", "limit", "margin", "ok"} <= c.keys() and c["ok"]
+
+    db.expunge_all()
+    (row,) = matching.matches_for_lot(db, lot.id)
+    assert row.explanation == ex
+    db.expunge_all()
+    assert matching.matches_for_lot(db, lot.id, explained=False)[0].explanation is None
+
+
+def test_an_explanation_read_before_the_recompute_shows_the_lot_as_it_is_now(db):
+    binzhou, _ = producer_at(db, "binzhou")
+    lot = make_lot(db, binzhou, assay=HIGH_FE_BAYER, price="-20")
+    buyer, owner = make_company(db, producer=False, buyer=True)
+    demand = post_demand(db, buyer, owner, max_price=D("200"))
+    (before,) = matching.matches_for_demand(db, demand.id)
+    landed = before.landed_cost
+    # Changed behind the listings services' back: no recompute is queued.
+    db.execute(Lot.__table__.update().where(Lot.id == lot.id).values(price=D("-50")))
+    db.expunge_all()
+    (stale,) = matching.matches_for_demand(db, demand.id)
+    assert stale.landed_cost == landed  # the stored figures wait for the recompute
+    assert D(stale.explanation["landed_cost"]) == landed - 30
+    matching.recompute_for_lot(db, lot.id, announce=False)
+    db.expunge_all()
+    (fresh,) = matching.matches_for_demand(db, demand.id)
+    assert fresh.landed_cost == landed - 30 == D(fresh.explanation["landed_cost"])
 
 
 def test_producer_sees_matching_demands_ranked_by_net_price_after_freight(db):
@@ -427,7 +481,9 @@ def test_sql_prefilter_finds_every_pair_the_rules_accept(db, seed):
     for pair, result in expected.items():
         assert stored[pair][3] == result.landed_cost
         assert stored[pair][1] == result.distance_km
-    assert explanations(db) == {pair: rules.explanation(r) for pair, r in expected.items()}
+    assert explanations(db, settings) == {
+        pair: rules.explanation(r) for pair, r in expected.items()
+    }
 
     # The lot-side prefilter agrees too, and stores the same figures and explanations.
     db.execute(Match.__table__.delete())
@@ -435,7 +491,9 @@ def test_sql_prefilter_finds_every_pair_the_rules_accept(db, seed):
         matching.recompute_for_lot(db, lot_id, settings, announce=False)
     assert pairs(db) == sorted(expected)
     assert snapshot(db) == stored
-    assert explanations(db) == {pair: rules.explanation(r) for pair, r in expected.items()}
+    assert explanations(db, settings) == {
+        pair: rules.explanation(r) for pair, r in expected.items()
+    }
 
 
 def test_ranked_reading_follows_the_rules_ranking(db):
