@@ -25,7 +25,7 @@ def collector_paused() -> Iterator[None]:
     """Hold Python's cyclic garbage collector for one unit of bulk work.
 
     A closing batch or a lot's match recompute allocates hundreds of thousands of short-lived
-    objects (rows, views, explanations); every few hundred allocations the collector would
+    objects (rows, views, rule results); every few hundred allocations the collector would
     run, and now and then walk the whole heap of the app, which cost about a fifth of the
     closing's CPU time. That garbage is reference-counted away anyway; what is left is
     collected once the work is over. The pause is process-wide, and lasts well under a second.
