@@ -1,6 +1,7 @@
 """Trading: accepted bids per second on one hot lot (ceiling, service, HTTP) and closing at scale.
 
-All on PostgreSQL, 16 concurrent clients. The ceiling is a bare SQLAlchemy loop that locks the
+All on PostgreSQL, 16 concurrent clients (16 processes for the ceiling and the service). The
+ceiling is a bare SQLAlchemy loop that locks the
 lot row FOR UPDATE, inserts a bid row and updates the lot, measured in the same run as the
 service layer (``place_bid``) and the form endpoint under gunicorn (2 sync workers, loopback),
 posted by ``benchmarks.loadgen`` from a process of its own; the accepted count is read back from
@@ -25,7 +26,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -160,27 +160,42 @@ def _hot_lot(app) -> tuple[int, list[tuple[int, int, str]]]:
         return lot_id, _companies(s, CLIENTS)
 
 
-def _hammer(work, clients: int) -> tuple[list[float], float, Counter]:
-    samples: list[float] = []
-    outcomes: Counter = Counter()
-    barrier = threading.Barrier(clients + 1)
-    lock = threading.Lock()
+def _client(app, work, i: int, start, results) -> None:
+    """One client process: its own connections (the forked pool is left to the parent)."""
+    engine = app.extensions["exchange.engine"]
+    engine.dispose(close=False)
+    try:
+        start.wait()
+        results.put(list(work(i)))
+    except BaseException as exc:  # reported by the parent
+        results.put(repr(exc))
+    finally:
+        engine.dispose()
 
-    def run(i: int) -> None:
-        barrier.wait()
-        for ms, outcome in work(i):
-            with lock:
-                samples.append(ms)
-                outcomes[outcome] += 1
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    return samples, time.perf_counter() - start, outcomes
+def _hammer(app, work, clients: int) -> tuple[list[float], float, Counter]:
+    """``clients`` processes run ``work`` at once, each with its own connections, as separate
+    clients would (threads of one interpreter would also share its lock); the clock runs from
+    their common start until the last one has reported."""
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(clients + 1), context.Queue()
+    processes = [
+        context.Process(target=_client, args=(app, work, i, start, results)) for i in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    start.wait()
+    began = time.perf_counter()
+    collected = [results.get(timeout=600) for _ in processes]
+    seconds = time.perf_counter() - began
+    for process in processes:
+        process.join()
+    errors = [r for r in collected if isinstance(r, str)]
+    if errors:
+        raise RuntimeError(f"bench client failed: {errors[0]}")
+    samples = [ms for r in collected for ms, _outcome in r]
+    outcomes = Counter(outcome for r in collected for _ms, outcome in r)
+    return samples, seconds, outcomes
 
 
 def bench_ceiling(app, lot_id: int, bidders) -> tuple[list[float], float, Counter]:
@@ -205,7 +220,7 @@ def bench_ceiling(app, lot_id: int, bidders) -> tuple[list[float], float, Counte
                 lot.updated_at = utcnow()
             yield (time.perf_counter() - t0) * 1000, "ok"
 
-    return _hammer(work, CLIENTS)
+    return _hammer(app, work, CLIENTS)
 
 
 def bench_service(app, lot_id: int, bidders) -> tuple[list[float], float, Counter]:
@@ -227,7 +242,7 @@ def bench_service(app, lot_id: int, bidders) -> tuple[list[float], float, Counte
             price += D("0.50")
             yield (time.perf_counter() - t0) * 1000, outcome
 
-    return _hammer(work, CLIENTS)
+    return _hammer(app, work, CLIENTS)
 
 
 def _free_port() -> int:

@@ -12,6 +12,7 @@ bounds what a failed bump could leave behind.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -76,13 +77,15 @@ _BUMP_LOCK = threading.Lock()
 
 
 def _bump_engine(bind: Engine) -> Engine:
-    """An unpooled engine to the same database for the bump.
+    """A small pool of its own, to the same database, for the bump.
 
     The bump runs while the committing session still holds its pooled connection; taking a
     second one from the same pool would deadlock once every pooled connection belongs to a
-    session waiting for another (many threads committing lot changes at once). A connection
-    of its own, opened and closed per bump, can never wait on the pool. An in-memory SQLite
-    database exists only on its own engine's connection, so that engine bumps it.
+    session waiting for another (many threads committing lot changes at once). A bump holds
+    its own connection only for one UPDATE and never waits on the main pool, so its pool can
+    be small. (A fresh connection per bump, as before, cost a server process's start on every
+    lot change: several milliseconds.) An in-memory SQLite database exists only on its own
+    engine's connection, so that engine bumps it.
     """
     if bind.url.get_backend_name() == "sqlite" and bind.url.database in (None, "", ":memory:"):
         return bind
@@ -90,12 +93,23 @@ def _bump_engine(bind: Engine) -> Engine:
     with _BUMP_LOCK:
         engine = _BUMP_ENGINES.get(url)
         if engine is None:
-            from sqlalchemy.pool import NullPool
-
             from exchange.db import make_engine
 
-            engine = _BUMP_ENGINES[url] = make_engine(url, poolclass=NullPool)
+            engine = _BUMP_ENGINES[url] = make_engine(
+                url, pool_size=1, max_overflow=4, pool_timeout=30
+            )
         return engine
+
+
+def _forget_bump_engines() -> None:
+    """In a forked child: leave the parent's bump connections to the parent (SQLAlchemy's
+    recipe for pools across ``fork``); the child opens its own on its first bump."""
+    for engine in _BUMP_ENGINES.values():
+        engine.dispose(close=False)
+    _BUMP_ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_bump_engines)
 
 
 def bump(session: Session) -> None:
