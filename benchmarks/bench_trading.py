@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import func, insert, select, text
@@ -49,7 +50,8 @@ from exchange.trading.models import Bid, LotClosing
 
 CLIENTS = 16
 PER_CLIENT = int(os.environ.get("BENCH_BIDS_PER_CLIENT", "60"))
-HTTP_PER_CLIENT = int(os.environ.get("BENCH_HTTP_BIDS_PER_CLIENT", "60"))
+HTTP_PER_CLIENT = int(os.environ.get("BENCH_HTTP_BIDS_PER_CLIENT", "100"))
+HTTP_WARMUP_PER_CLIENT = 10
 HTTP_WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", "2"))
 CLOSE_LOTS = int(os.environ.get("BENCH_CLOSE_LOTS", "10000"))
 BIDS_PER_LOT = 10
@@ -302,44 +304,49 @@ def bench_http(app, url: str, lot_id: int, bidders) -> tuple[list[float], float,
 
         # The clients post from a process of their own (as the catalogue's load does): a
         # thread pool of an HTTP library in this process would take the CPU the server needs.
-        spec = {
-            "url": f"{base}/trading/lots/{lot_id}/bid",
-            "per_connection": HTTP_PER_CLIENT,
-            "connections": [
-                {
-                    "headers": [  # the session is bound to the browser that logged in
-                        "Cookie: " + "; ".join(f"{k}={v}" for k, v in web.cookies.items()),
-                        f"User-Agent: {web.headers['User-Agent']}",
-                    ],
-                    "body": urlencode(
-                        {
-                            "trade-csrf_token": token,
-                            "trade-quantity": "100",
-                            "trade-end_use": "steel",
-                        }
-                    )
-                    + "&trade-price={price}&trade-key={key}",
-                    "price": "1000.00",  # above anything the service run left
-                    "step": "0.50",
-                }
-                for web, token in clients
-            ],
-        }
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(spec, f)
-        try:
-            output = subprocess.run(  # noqa: S603 (our own load generator, fixed arguments)
-                [sys.executable, "-m", "benchmarks.loadgen", "--posts", f.name],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        finally:
-            os.unlink(f.name)
-        if output.returncode != 0:
-            raise RuntimeError(f"load generator failed: {output.stderr[-2000:]}")
-        result = json.loads(output.stdout)
+        def post(per_connection: int, price: str) -> dict[str, Any]:
+            spec = {
+                "url": f"{base}/trading/lots/{lot_id}/bid",
+                "per_connection": per_connection,
+                "connections": [
+                    {
+                        "headers": [  # the session is bound to the browser that logged in
+                            "Cookie: " + "; ".join(f"{k}={v}" for k, v in web.cookies.items()),
+                            f"User-Agent: {web.headers['User-Agent']}",
+                        ],
+                        "body": urlencode(
+                            {
+                                "trade-csrf_token": token,
+                                "trade-quantity": "100",
+                                "trade-end_use": "steel",
+                            }
+                        )
+                        + "&trade-price={price}&trade-key={key}",
+                        "price": price,
+                        "step": "0.50",
+                    }
+                    for web, token in clients
+                ],
+            }
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump(spec, f)
+            try:
+                output = subprocess.run(  # noqa: S603 (our own load generator, fixed arguments)
+                    [sys.executable, "-m", "benchmarks.loadgen", "--posts", f.name],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+            finally:
+                os.unlink(f.name)
+            if output.returncode != 0:
+                raise RuntimeError(f"load generator failed: {output.stderr[-2000:]}")
+            return dict(json.loads(output.stdout))
+
+        # Warm-up, not timed: each worker's first bids prepare its statements and caches.
+        post(HTTP_WARMUP_PER_CLIENT, "500.00")  # above anything the service run left
+        result = post(HTTP_PER_CLIENT, "1000.00")  # above anything the warm-up left
         # A redirect is also what a lost session gets (to the login page): count the bids the
         # database holds from this run instead of trusting the status codes.
         with session_scope(app) as s:
