@@ -414,27 +414,21 @@ def _due_lots(app, count: int) -> None:
             )
 
 
-def _closer(app, start, errors) -> None:
-    """One closer process: its own connections (the forked pool is left to the parent)."""
-    engine = app.extensions["exchange.engine"]
-    engine.dispose(close=False)
-    try:
-        start.wait()
-        with app.app_context():
-            tasks.close_due(app)
-    except BaseException as exc:  # reported in the result
-        errors.put(repr(exc))
-    finally:
-        engine.dispose()
-
-
 def bench_closing(app, closers: int = 2) -> tuple[float, int, int]:
     """``closers`` processes run the closing job at once; returns (seconds, closings, doubles
     plus errors). The clock runs from their common start to the last one's exit."""
     _due_lots(app, CLOSE_LOTS)
+
+    def close(_i: int) -> list[tuple[float, str]]:
+        with app.app_context():
+            tasks.close_due(app)
+        return []  # nothing per closing: the clock and the closings table tell
+
     context = multiprocessing.get_context("fork")
     start, queue = context.Barrier(closers + 1), context.Queue()
-    processes = [context.Process(target=_closer, args=(app, start, queue)) for _ in range(closers)]
+    processes = [
+        context.Process(target=_client, args=(app, close, i, start, queue)) for i in range(closers)
+    ]
     for p in processes:
         p.start()
     start.wait()
@@ -442,7 +436,8 @@ def bench_closing(app, closers: int = 2) -> tuple[float, int, int]:
     for p in processes:
         p.join()
     seconds = time.perf_counter() - began
-    errors = [queue.get(timeout=5) for _ in range(queue.qsize())]
+    reported = [queue.get(timeout=5) for _ in range(queue.qsize())]
+    errors = [r for r in reported if isinstance(r, str)]  # a client reports its error's repr
     errors += [f"exit code {p.exitcode}" for p in processes if p.exitcode and not errors]
     with app.app_context(), session_scope(app) as s:
         closings = s.scalar(select(func.count()).select_from(LotClosing)) or 0

@@ -70,23 +70,8 @@ def record_events(session: Session, actor: Actor, events: Sequence[PendingEvent]
             ip=actor.ip,
             data=rules.canonical_json(event.data),
         )
-        digest = rules.event_hash(prev, content)
-        rows.append(
-            {
-                "chain_key": key,
-                "chain_seq": seq + 1,
-                "occurred_at": content.occurred_at,
-                "action": content.action,
-                "entity_type": content.entity_type,
-                "entity_id": content.entity_id,
-                "actor_user_id": actor.user_id,
-                "actor_company_id": actor.company_id,
-                "ip": actor.ip,
-                "data": content.data,
-                "prev_hash": prev,
-                "hash": digest,
-            }
-        )
+        rows.append(rules.event_row(prev, content))
+        digest = rows[-1]["hash"]
         last[key] = (seq + 1, digest)
     # No ids are needed back: COPY on PostgreSQL, executemany elsewhere.
     bulk_insert(session, AuditEvent.__table__, rows)

@@ -70,6 +70,24 @@ def event_hash(prev_hash: str, content: EventContent) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
+def event_row(prev_hash: str, content: EventContent) -> dict[str, Any]:
+    """The ``audit_events`` row of ``content`` appended after ``prev_hash``, hash included."""
+    return {
+        "chain_key": content.chain_key,
+        "chain_seq": content.chain_seq,
+        "occurred_at": content.occurred_at,
+        "action": content.action,
+        "entity_type": content.entity_type,
+        "entity_id": content.entity_id,
+        "actor_user_id": content.actor_user_id,
+        "actor_company_id": content.actor_company_id,
+        "ip": content.ip,
+        "data": content.data,
+        "prev_hash": prev_hash,
+        "hash": event_hash(prev_hash, content),
+    }
+
+
 def checkpoint_digest(prev_digest: str, event_hashes: Iterable[tuple[int, str]]) -> str:
     """Seal a run of events, given as ``(id, hash)`` in id order, onto the previous digest."""
     h = hashlib.sha256(prev_digest.encode())

@@ -59,20 +59,7 @@ def record_event(
         ip=actor.ip,
         data=rules.canonical_json(data or {}),
     )
-    row = {
-        "chain_key": key,
-        "chain_seq": seq,
-        "occurred_at": content.occurred_at,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": content.entity_id,
-        "actor_user_id": actor.user_id,
-        "actor_company_id": actor.company_id,
-        "ip": actor.ip,
-        "data": content.data,
-        "prev_hash": prev,
-        "hash": rules.event_hash(prev, content),
-    }
+    row = rules.event_row(prev, content)
     # One INSERT statement, run at once (a fork of the chain fails here, not at a later
     # flush): the unit of work's bookkeeping for a row nobody edits cost more than the insert.
     event_id = session.connection().execute(_INSERT, row).scalar_one()

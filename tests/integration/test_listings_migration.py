@@ -5,14 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
-from exchange.config import ROOT
 from exchange.db import make_engine
 from exchange.listings.rules import unit_vector
-from exchange.schema import upgrade
+from exchange.schema import downgrade, upgrade
 from tests.conftest import BACKENDS, create_database, drop_database
 
 
@@ -21,12 +18,7 @@ def test_upgrading_fills_city_unit_vector_and_search_text_of_existing_lots(tmp_p
     name = f"rmx_mig_{uuid.uuid4().hex[:8]}"
     engine = make_engine(create_database(backend, tmp_path, name))  # migrated to head
     try:
-        config = Config(str(ROOT / "alembic.ini"))
-        config.attributes["configure_logger"] = False
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0003_awards")
-            connection.commit()
+        downgrade(engine, "0003_awards")
         with engine.begin() as c:
             c.execute(
                 text(

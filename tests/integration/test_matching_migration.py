@@ -7,28 +7,16 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import select
 
 from exchange import create_app
-from exchange.config import ROOT
 from exchange.db import session_scope
 from exchange.demand import matching
 from exchange.demand.models import Match
-from exchange.schema import upgrade
+from exchange.schema import downgrade, upgrade
 from tests.conftest import BACKENDS, TEST_CONFIG, create_database, drop_database
 from tests.support.builders import make_company, make_lot
 from tests.support.demand import HIGH_FE_BAYER, move_first_site, post_demand
-
-
-def _alembic(engine: sa.Engine, revision: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False
-    with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
-        connection.commit()
 
 
 def _explained(app) -> dict[tuple[int, int], dict]:
@@ -55,7 +43,7 @@ def test_downgrading_stores_every_explanation_and_upgrading_drops_them(tmp_path,
             expected = _explained(app)
         assert len(expected) == 2 and all(expected.values())
 
-        _alembic(engine, "0017_demand_more")
+        downgrade(engine, "0017_demand_more")
         table = sa.table(
             "matches",
             sa.column("lot_id", sa.Integer()),
