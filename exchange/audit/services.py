@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, select
+from sqlalchemy import ScalarSelect, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from exchange.actor import Actor
@@ -24,6 +24,17 @@ _HEAD = (
 )
 
 
+def chain_head_columns() -> tuple[ScalarSelect[int], ScalarSelect[str]]:
+    """The newest event's sequence number and hash of the chain bound as ``chain_key``, as two
+    scalar subqueries a caller adds to a statement it runs anyway under the aggregate's lock;
+    it hands what they read to ``record_event(head=...)`` and saves the append a round trip."""
+    seq = _HEAD.with_only_columns(AuditEvent.chain_seq).scalar_subquery()
+    return seq, _HEAD.with_only_columns(AuditEvent.hash).scalar_subquery()
+
+
+#: ``record_event``'s ``head`` when the caller has not read the chain's head.
+UNREAD = object()
+
 _TABLE = cast(Table, AuditEvent.__table__)
 _INSERT = _TABLE.insert().returning(_TABLE.c.id)
 
@@ -37,16 +48,22 @@ def record_event(
     data: dict[str, Any] | None = None,
     *,
     chain: str | None = None,
+    head: tuple[int | None, str | None] | object = UNREAD,
 ) -> AuditEvent:
     """Append an event to the chain of its aggregate (``entity_type:entity_id`` by default).
 
     The caller must hold the aggregate's row lock: that is what serialises the chain. The unique
     (chain_key, chain_seq) constraint turns a forgotten lock into an error instead of a fork.
+    ``head`` is the chain's newest (sequence number, hash), ``(None, None)`` for an empty chain,
+    when the caller read it under that lock (``chain_head_columns``) and has appended nothing
+    to the chain since; the next event of the same transaction takes the returned event's.
     """
     key = chain or rules.chain_key(entity_type, entity_id)
     session.flush()
-    last = session.execute(_HEAD, {"chain_key": key}).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, rules.GENESIS_HASH)
+    if head is UNREAD:
+        head = session.execute(_HEAD, {"chain_key": key}).first() or (None, None)
+    seq_read, hash_read = cast(tuple[int | None, str | None], head)
+    seq, prev = (1, rules.GENESIS_HASH) if seq_read is None else (seq_read + 1, str(hash_read))
     content = rules.EventContent(
         chain_key=key,
         chain_seq=seq,

@@ -15,15 +15,18 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, cast
 
 from flask import has_request_context
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, bindparam, false, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, false, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from exchange.accounts.models import Company
 from exchange.actor import Actor
-from exchange.audit.services import record_event
+from exchange.audit.rules import chain_key
+from exchange.audit.services import UNREAD, chain_head_columns, record_event
 from exchange.catalog.materials import EndUse
 from exchange.errors import Conflict, NotFound, ValidationError
 from exchange.jobs import queue_match_recompute
@@ -284,12 +287,29 @@ class BidResult:
     replayed: bool = False
 
 
+#: What ``place_bid`` reads of each live bid: plain rows, not ORM objects (hydrating the
+#: objects of a busy lot's live bids was a good part of a bid's time under the lot lock).
+_LIVE_COLUMNS = (
+    Bid.id,
+    Bid.company_id,
+    Bid.user_id,
+    Bid.price,
+    Bid.quantity,
+    Bid.placed_at,
+    Bid.min_quantity,
+    Bid.status,
+    Bid.idempotency_key,
+)
+
+
 @functools.cache
-def _bids_query(with_key: bool) -> Select[Bid]:
-    """The lot's live bids and, ``with_key``, the company's bid of one submission (built once;
-    ``lot_id``, ``company_id`` and ``key`` are bound per call)."""
+def _bids_query(with_key: bool) -> Select[*tuple[Any, ...]]:
+    """The lot's live bids and, ``with_key``, the company's bid of one submission, each row
+    with the head of the lot's audit chain (built once; ``lot_id``, ``company_id``, ``key`` and
+    ``chain_key`` are bound per call). Run after the lot's lock is taken, so both are current."""
+    head_seq, head_hash = chain_head_columns()
     return (
-        select(Bid)
+        select(*_LIVE_COLUMNS, head_seq, head_hash)
         .where(
             Bid.lot_id == bindparam("lot_id"),
             or_(
@@ -303,6 +323,12 @@ def _bids_query(with_key: bool) -> Select[Bid]:
             ),
         )
         .order_by(Bid.id)
+    )
+
+
+def _bid_view(row: Any) -> rules.BidView:
+    return rules.BidView(
+        row.id, row.company_id, row.price, row.quantity, row.placed_at, row.min_quantity
     )
 
 
@@ -336,25 +362,28 @@ def place_bid(
     now = now or clock.now()  # read under the lock, so times follow the commit order
     if lot.sale_mode is SaleMode.BUY_NOW:
         raise Conflict(_l("This lot is sold at a fixed price: use Buy now."))
-    # One query for the live bids and, if this submission was seen before, its bid.
-    loaded = list(
-        session.scalars(
-            _bids_query(bool(idempotency_key)),
-            {"lot_id": lot.id, "company_id": company_id, "key": idempotency_key},
-        )
-    )
-    done = None
+    # One query for the live bids, the lot's audit chain head and, if this submission was seen
+    # before, its bid.
+    loaded = session.execute(
+        _bids_query(bool(idempotency_key)),
+        {
+            "lot_id": lot.id,
+            "company_id": company_id,
+            "key": idempotency_key,
+            "chain_key": chain_key("lot", lot.id),
+        },
+    ).all()
     if idempotency_key:
         done = next(
             (
-                b
+                b.id
                 for b in loaded
                 if b.company_id == company_id and b.idempotency_key == idempotency_key
             ),
             None,
         )
-    if done is not None:
-        return BidResult(done, replayed=True)
+        if done is not None:
+            return BidResult(session.get_one(Bid, done), replayed=True)
     mode = lot.sale_mode
     terms = terms_of(lot)
     _check_open_for_trade(lot, now)
@@ -362,11 +391,11 @@ def place_bid(
     _check_end_use(session, actor, lot, end_use, "bid", trade.gated)
 
     live = [b for b in loaded if b.status is BidStatus.ACTIVE]
-    views = [view(b) for b in live]
+    views = [_bid_view(b) for b in live]
     mine = next((b for b in live if b.company_id == company_id), None)
     if replaces_bid_id is not None and (mine is None or mine.id != replaces_bid_id):
         _refuse([rules.refusal(RefusalCode.BID_NOT_LIVE)])
-    replacing = view(mine) if mine is not None else None
+    replacing = _bid_view(mine) if mine is not None else None
 
     def check(against: list[rules.BidView]) -> list[Refusal]:
         return rules.validate_bid(
@@ -386,28 +415,35 @@ def place_bid(
     if refusals:
         _refuse_bid(refusals, terms, views, check, seen_version, mode, replacing)
 
+    # Single statements, not the unit of work: its bookkeeping cost more than the two writes.
+    # The old bid is retired first, as the live-bid unique index requires.
     if mine is not None:
-        mine.status = BidStatus.SUPERSEDED
-        mine.updated_at = now
-        session.flush()  # the live-bid unique index must see the old bid retired first
-    bid = Bid(
-        lot_id=lot.id,
-        company_id=company_id,
-        user_id=actor.user_id,
-        ip=actor.ip,
-        price=price,
-        quantity=quantity,
-        min_quantity=min_quantity,
-        end_use=end_use,
-        status=BidStatus.ACTIVE,
-        placed_at=now,
-        filled_quantity=Decimal(0),
-        supersedes_id=mine.id if mine is not None else None,
-        idempotency_key=idempotency_key,
-        seal_nonce=secrets.token_hex(16) if mode is SaleMode.TENDER else None,
-    )
-    session.add(bid)
-    session.flush()
+        session.execute(_RETIRE, {"bid_id": mine.id, "updated_at": now})
+        retired = session.identity_map.get(session.identity_key(Bid, mine.id))
+        if retired is not None:  # a copy this session loaded earlier shows the change too
+            set_committed_value(retired, "status", BidStatus.SUPERSEDED)
+            set_committed_value(retired, "updated_at", now)
+    bid = session.scalars(
+        _INSERT_BID,
+        [
+            {
+                "lot_id": lot.id,
+                "company_id": company_id,
+                "user_id": actor.user_id,
+                "ip": actor.ip,
+                "price": price,
+                "quantity": quantity,
+                "min_quantity": min_quantity,
+                "end_use": end_use,
+                "status": BidStatus.ACTIVE,
+                "placed_at": now,
+                "filled_quantity": Decimal(0),
+                "supersedes_id": mine.id if mine is not None else None,
+                "idempotency_key": idempotency_key,
+                "seal_nonce": secrets.token_hex(16) if mode is SaleMode.TENDER else None,
+            }
+        ],
+    ).one()
 
     extended_to = None
     if mode is SaleMode.AUCTION:
@@ -418,8 +454,19 @@ def place_bid(
         users = {b.id: b.user_id for b in live}
         users[bid.id] = bid.user_id
         _position_notices(session, lot, terms, views, [*others, view(bid)], bid, users, now)
-    _record_bid(session, actor, lot, bid, mine, extended_to)
+    # The chain head came with the live bids, except on a lot's first bid (no row to carry it).
+    head = (loaded[0][-2], loaded[0][-1]) if loaded else UNREAD
+    _record_bid(session, actor, lot, bid, mine.id if mine is not None else None, extended_to, head)
     return BidResult(bid, extended_to)
+
+
+_INSERT_BID = insert(Bid).returning(Bid)
+#: Retires a raised or revised bid.
+_RETIRE = (
+    update(cast(Table, Bid.__table__))
+    .where(Bid.__table__.c.id == bindparam("bid_id"))
+    .values(status=BidStatus.SUPERSEDED.value, updated_at=bindparam("updated_at"))
+)
 
 
 def _refuse_bid(
@@ -478,9 +525,12 @@ def _record_bid(
     actor: Actor,
     lot: Lot,
     bid: Bid,
-    replaced: Bid | None,
+    replaced: int | None,
     extended_to: dt.datetime | None,
+    head: tuple[int | None, str | None] | object = UNREAD,
 ) -> None:
+    """The bid's event (and its extension's) in the lot's chain; ``replaced`` is the id of the
+    bid it retired; ``head`` is the chain's head when read with the live bids."""
     action = "trading:bid:raised" if replaced is not None else "trading:bid:placed"
     if lot.sale_mode is SaleMode.TENDER:
         # Sealed: neither amounts nor bidder go into the chain before the close, only a
@@ -493,12 +543,13 @@ def _record_bid(
             lot.id,
             {
                 "bid_id": bid.id,
-                "supersedes": replaced.id if replaced is not None else None,
+                "supersedes": replaced,
                 "commitment": rules.seal(bid.seal_nonce or "", sealed_content(bid)),
             },
+            head=head,
         )
         return
-    record_event(
+    event = record_event(
         session,
         actor,
         action,
@@ -511,8 +562,9 @@ def _record_bid(
             "quantity": bid.quantity,
             "min_quantity": bid.min_quantity,
             "end_use": bid.end_use,
-            "supersedes": replaced.id if replaced is not None else None,
+            "supersedes": replaced,
         },
+        head=head,
     )
     if extended_to is not None:
         record_event(
@@ -522,6 +574,7 @@ def _record_bid(
             "lot",
             lot.id,
             {"bid_id": bid.id, "closes_at": extended_to, "hard_close_at": lot.hard_close_at},
+            head=(event.chain_seq, event.hash),
         )
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.exc import DBAPIError
 
 from exchange.actor import SYSTEM
 from exchange.audit.models import AuditEvent
-from exchange.audit.services import create_checkpoint, record_event, verify
+from exchange.audit.services import chain_head_columns, create_checkpoint, record_event, verify
 from exchange.cli import audit_verify
 
 
@@ -41,6 +41,23 @@ def test_events_chain_per_aggregate(db):
     assert rows[1].prev_hash == rows[0].hash
     report = verify(db)
     assert report.ok and report.chains >= 2
+
+
+def test_a_head_read_with_another_statement_appends_to_the_chain(db):
+    """A caller that read the chain's head in a statement of its own (the bid path does, with
+    the live bids) appends the same link as one that lets record_event read it."""
+    seq, digest = chain_head_columns()
+    head = select(seq, digest)
+    empty = db.execute(head, {"chain_key": "company:7"}).one()
+    assert tuple(empty) == (None, None)
+    first = record_event(db, SYSTEM, "accounts:company:updated", "company", 7, {"i": 0}, head=empty)
+    read = db.execute(head, {"chain_key": "company:7"}).one()
+    assert tuple(read) == (first.chain_seq, first.hash) == (1, first.hash)
+    second = record_event(db, SYSTEM, "accounts:company:updated", "company", 7, {"i": 1}, head=read)
+    third = record_event(db, SYSTEM, "accounts:company:updated", "company", 7, {"i": 2})
+    assert (second.chain_seq, second.prev_hash) == (2, first.hash)
+    assert (third.chain_seq, third.prev_hash) == (3, second.hash)
+    assert verify(db).ok
 
 
 def test_edited_event_is_detected(db, tamper):
