@@ -37,7 +37,7 @@ from exchange.catalog.parameters import (
     quantity_names,
 )
 from exchange.catalog.rules import grade
-from exchange.db import commit, get_session, utcnow
+from exchange.db import commit, get_session, reads_only, utcnow
 from exchange.errors import DomainError
 from exchange.files import send_stored
 from exchange.i18n import is_zh
@@ -254,6 +254,7 @@ def _results_fragment(
 @bp.route("/lots")
 def catalogue():  # type: ignore[no-untyped-def]
     session = get_session()
+    reads_only(session)  # the busiest public page; it writes nothing
     actor = current_actor()
     query, warnings = parse_catalogue()
     # Loaded first: the assay check below then finds the company in the session.

@@ -1,6 +1,7 @@
 """The catalogue version bump on PostgreSQL: committing sessions that hold every connection of
 the main pool still bump (the bump has a small pool of its own), each commit counts once, and a
-forked process never uses its parent's bump connection."""
+forked process never uses its parent's bump connection. And the catalogue page's reads outside a
+transaction, on a real pool rather than the tests' outer transaction."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from exchange.db import make_engine
+from exchange import create_app
+from exchange.db import get_session, make_engine
 from exchange.listings import freshness
-from tests.conftest import PG_URL, create_database, drop_database
+from tests.conftest import PG_URL, TEST_CONFIG, create_database, drop_database
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
 
@@ -97,4 +99,27 @@ def test_a_forked_child_bumps_on_a_connection_of_its_own(url):
         freshness.bump(session)  # the parent's own connection still works after the fork
     assert _backend_pid(freshness._bump_engine(engine)) == parent_pid
     assert _version(engine) == before + 2
+    engine.dispose()
+
+
+def test_the_catalogue_page_reads_outside_a_transaction_and_returns_a_transactional_connection(
+    url,
+):
+    """The catalogue declares it only reads (``db.reads_only``): its statements run without a
+    BEGIN, and the pooled connection it used is transactional again for the next request."""
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
+    engine = app.extensions["exchange.engine"]
+    seen: list[bool] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(conn, _cursor, _statement, *_rest) -> None:
+        seen.append(conn.connection.driver_connection.autocommit)
+
+    assert app.test_client().get("/lots").status_code == 200
+    assert seen and all(seen)  # every statement ran outside a transaction
+    with app.test_request_context("/"):
+        session = get_session()
+        session.execute(text("SELECT 1"))
+        assert session.connection().connection.driver_connection.autocommit is False
+        assert session.connection().connection.driver_connection.info.transaction_status == 2
     engine.dispose()
