@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from babel import support
-from flask import Flask, current_app, has_request_context, request, session
-from flask_babel import format_datetime, format_decimal, get_locale
+from flask import Flask, current_app, g, has_request_context, request, session
+from flask_babel import format_datetime, format_decimal, get_locale, get_translations
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms.meta import DefaultMeta
@@ -99,8 +99,33 @@ def _form_translations(meta: Any, form: Any) -> Any:
     return FORM_TRANSLATIONS
 
 
+def _page_translations() -> support.Translations | support.NullTranslations:
+    """The request's catalogue for its templates, looked up once per locale and request.
+
+    Flask-Babel's own lookup walks its request context, the domain and the locale again for
+    every string, and a page shows dozens of them (the menus alone take about twenty). The
+    catalogue is kept beside the locale Flask-Babel chose, keyed by that locale object, so a
+    ``force_locale`` block (an e-mail in the recipient's language) gets its own.
+    """
+    context = g.get("_flask_babel")
+    locale = getattr(context, "babel_locale", None)
+    if locale is None:  # the locale is not chosen yet: let Flask-Babel choose and cache it
+        return get_translations()
+    kept = getattr(context, "page_translations", None)
+    if kept is None or kept[0] is not locale:
+        kept = context.page_translations = (locale, get_translations())  # type: ignore[union-attr]
+    return kept[1]
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _page_translations().ugettext(s),
+        ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: _page_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
+    )
     FlaskForm.Meta.get_translations = _form_translations  # type: ignore[method-assign]
     app.jinja_env.globals.update(is_zh=is_zh, get_locale=get_locale, province_name=_province)
     app.jinja_env.filters.update(dt=fmt_dt, num=fmt_num)
