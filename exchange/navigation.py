@@ -1,5 +1,6 @@
 """The parts of every page's frame that are the same for many requests, rendered once per
-process: the top bar's menus for each kind of viewer, and Bootstrap's asset tags.
+process: the top bar's menus and account menu for each kind of viewer, the head's links, and
+Bootstrap's asset tags.
 
 The menus (``_nav_items.html``) depend only on the language, on whether the viewer is an
 administrator and on the viewer's company being a producer and/or a buyer: every page
@@ -75,6 +76,29 @@ def nav_items() -> Markup:
     )
 
 
+def account_menu() -> Markup:
+    """The account menu's entries (signed in) or the log-in and register links (anonymous), for
+    the current viewer and language (from the cache when seen)."""
+    signed_in = bool(current_user.is_authenticated)
+    has_company = signed_in and current_user.company is not None
+    show_outbox = bool(current_app.config["SHOW_OUTBOX"] or (signed_in and current_user.is_admin))
+    key = ("account", str(get_locale()), request.script_root, signed_in, has_company, show_outbox)
+    return _kept(
+        key,
+        lambda: render_template(
+            "_account_menu.html",
+            signed_in=signed_in,
+            has_company=has_company,
+            show_outbox=show_outbox,
+        ),
+    )
+
+
+def head_links() -> Markup:
+    """The stylesheet and icon links of every page's head."""
+    return _kept(("head", request.script_root), lambda: render_template("_head_links.html"))
+
+
 def bootstrap_css() -> Markup:
     """Bootstrap's stylesheet tag (``bootstrap.load_css()``, which depends on settings only)."""
     bootstrap = current_app.extensions["bootstrap"]
@@ -101,5 +125,9 @@ def init_app(app: Flask) -> None:
     _ALL.append(cache)
     app.extensions["exchange.navigation"] = cache
     app.jinja_env.globals.update(
-        nav_items=nav_items, bootstrap_css=bootstrap_css, bootstrap_js=bootstrap_js
+        nav_items=nav_items,
+        account_menu=account_menu,
+        head_links=head_links,
+        bootstrap_css=bootstrap_css,
+        bootstrap_js=bootstrap_js,
     )
