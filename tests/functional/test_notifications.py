@@ -12,6 +12,7 @@ from sqlalchemy import select
 from exchange.demand import matching
 from exchange.demand.models import MatchAlertSetting
 from exchange.notifications.models import EmailMessage, Notification
+from exchange.notifications.services import BELL_CAP, notify, unread_count
 from tests.support.builders import csrf_token, login, make_company, make_lot
 from tests.support.demand import HIGH_FE_BAYER, move_first_site, post_demand
 
@@ -86,6 +87,18 @@ def test_the_bell_counts_unread_notices_and_the_page_marks_them_read(world, clie
     db.expire_all()
     assert db.get(Notification, notice.id).read_at is not None
     assert _bell(client) == 0
+
+
+def test_the_bell_stops_counting_at_99_plus(world, client, db):
+    user = world["buyer_owner"]
+    with world["app"].test_request_context():
+        for i in range(BELL_CAP + 20):
+            notify(db, user.id, "match_buyer", f"/demands/{i}", {"count": 1})
+        db.flush()
+    assert unread_count(db, user.id) == BELL_CAP  # counting stops at the cap
+    login(client, user.email)
+    page = client.get("/wanted").get_data(as_text=True)
+    assert _bell(client) == BELL_CAP and ">99+<" in page
 
 
 def test_mark_all_read(world, client, db):
