@@ -323,6 +323,10 @@ def test_the_panel_shows_the_minimum_next_price_grid_and_rules(client, db, world
     assert "Anti-sniping" in page or "防狙击" in page or "反狙击" in page
     assert 'src="/static/js/trading.js"' in page
     assert "<script>" not in page and 'style="' not in page
+    # The title comes before the panel (first on a phone), with the way to the assay.
+    lot = world["auction"]
+    assert page.index("<h1") < page.index('data-live="minimum_next"')
+    assert f'href="/lots/{lot.id}"' in page
 
 
 def test_the_state_endpoint_has_an_etag_and_answers_304_when_unchanged(client, db, world):
