@@ -212,7 +212,8 @@ def terms_of(lot: Lot) -> AuctionTerms:
     )
 
 
-def view(bid: Bid) -> BidView:
+def view(bid: Bid | Row[Any]) -> BidView:
+    """What the rules see of a bid (an ORM bid or a row with the same column names)."""
     return BidView(bid.id, bid.company_id, bid.price, bid.quantity, bid.placed_at, bid.min_quantity)
 
 

@@ -326,12 +326,6 @@ def _bids_query(with_key: bool) -> Select[*tuple[Any, ...]]:
     )
 
 
-def _bid_view(row: Any) -> rules.BidView:
-    return rules.BidView(
-        row.id, row.company_id, row.price, row.quantity, row.placed_at, row.min_quantity
-    )
-
-
 def place_bid(
     session: Session,
     actor: Actor,
@@ -391,11 +385,11 @@ def place_bid(
     _check_end_use(session, actor, lot, end_use, "bid", trade.gated)
 
     live = [b for b in loaded if b.status is BidStatus.ACTIVE]
-    views = [_bid_view(b) for b in live]
+    views = [view(b) for b in live]
     mine = next((b for b in live if b.company_id == company_id), None)
     if replaces_bid_id is not None and (mine is None or mine.id != replaces_bid_id):
         _refuse([rules.refusal(RefusalCode.BID_NOT_LIVE)])
-    replacing = _bid_view(mine) if mine is not None else None
+    replacing = view(mine) if mine is not None else None
 
     def check(against: list[rules.BidView]) -> list[Refusal]:
         return rules.validate_bid(
