@@ -330,6 +330,7 @@ def visible_lot(lot_id: int) -> Lot:
 @bp.route("/lots/<int:lot_id>")
 def lot_page(lot_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
+    reads_only(session)
     lot = visible_lot(lot_id)
     actor = current_actor()
     is_owner = actor.company_id is not None and actor.company_id == lot.producer_id

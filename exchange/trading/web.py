@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from exchange.accounts.companies import require
 from exchange.accounts.forms import ConfirmForm
-from exchange.db import commit, get_session
+from exchange.db import commit, get_session, reads_only
 from exchange.errors import DomainError, ValidationError
 from exchange.extensions import limiter
 from exchange.i18n import is_zh
@@ -150,13 +150,17 @@ def _lot_page(lot: Lot, status: int = 200, **forms: Any):  # type: ignore[no-unt
 @bp.route("/lots/<int:lot_id>")
 def lot(lot_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
+    reads_only(session)
     return _lot_page(queries.visible_lot(session, current_actor(), lot_id))
 
 
 @bp.route("/lots/<int:lot_id>/state")
 def lot_state(lot_id: int):  # type: ignore[no-untyped-def]
-    """The live state the lot page polls (small JSON with an ETag; 304 when unchanged)."""
+    """The live state the lot page polls (small JSON with an ETag; 304 when unchanged).
+
+    Every open lot page asks for it every few seconds: it reads outside a transaction."""
     session = get_session()
+    reads_only(session)
     lot = queries.visible_lot(session, current_actor(), lot_id)
     payload = queries.state_payload(trade_state(lot))
     response = jsonify(payload)

@@ -1,7 +1,7 @@
 """The catalogue version bump on PostgreSQL: committing sessions that hold every connection of
 the main pool still bump (the bump has a small pool of its own), each commit counts once, and a
-forked process never uses its parent's bump connection. And the catalogue page's reads outside a
-transaction, on a real pool rather than the tests' outer transaction."""
+forked process never uses its parent's bump connection. And the busiest read-only pages' reads
+outside a transaction, on a real pool rather than the tests' outer transaction."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from exchange import create_app
 from exchange.db import get_session, make_engine
 from exchange.listings import freshness
 from tests.conftest import PG_URL, TEST_CONFIG, create_database, drop_database
+from tests.support.trading import auction_lot
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
 
@@ -102,21 +103,33 @@ def test_a_forked_child_bumps_on_a_connection_of_its_own(url):
     engine.dispose()
 
 
-def test_the_catalogue_page_reads_outside_a_transaction_and_returns_a_transactional_connection(
+def test_busy_read_only_pages_read_outside_a_transaction_and_return_a_transactional_connection(
     url,
 ):
-    """The catalogue declares it only reads (``db.reads_only``): its statements run without a
-    BEGIN, and the pooled connection it used is transactional again for the next request."""
+    """The catalogue, a lot's pages and the live state its page polls declare they only read
+    (``db.reads_only``): their statements run without a BEGIN, and the pooled connection they
+    used is transactional again for the next request."""
     app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
     engine = app.extensions["exchange.engine"]
+    with app.test_request_context("/"), Session(engine) as session:
+        lot = auction_lot(session)
+        session.commit()
+        lot_id = lot.id
     seen: list[bool] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _record(conn, _cursor, _statement, *_rest) -> None:
         seen.append(conn.connection.driver_connection.autocommit)
 
-    assert app.test_client().get("/lots").status_code == 200
-    assert seen and all(seen)  # every statement ran outside a transaction
+    client = app.test_client()
+    for path in ("/lots", f"/lots/{lot_id}", f"/trading/lots/{lot_id}"):
+        seen.clear()
+        assert client.get(path).status_code == 200, path
+        assert seen and all(seen), path  # every statement ran outside a transaction
+    seen.clear()
+    state = client.get(f"/trading/lots/{lot_id}/state")
+    assert state.status_code == 200 and state.json["open"] is not None
+    assert seen and all(seen)
     with app.test_request_context("/"):
         session = get_session()
         session.execute(text("SELECT 1"))
