@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, has_request_context, request, session
@@ -55,6 +57,7 @@ def read_with_user(name: str, subquery: Callable[[Any], ScalarSelect[Any]]) -> N
     """Read ``subquery(User.id)`` along with the signed-in user on every request."""
     _WITH_USER[name] = subquery
     _user_statement.cache_clear()
+    _lean_statement.cache_clear()
 
 
 def loaded_with_user(name: str) -> Any | None:
@@ -67,6 +70,143 @@ def loaded_with_user(name: str) -> Any | None:
     if loaded is None or not current_user.is_authenticated or loaded[0] != current_user.id:
         return None
     return loaded[1].get(name)
+
+
+#: Endpoints whose requests get the signed-in user as a ``SignedIn`` read in one Core statement
+#: instead of the ORM's User (see ``signed_in_lean``).
+_LEAN_ENDPOINTS: set[str] = set()
+
+
+def signed_in_lean(endpoint: str) -> None:
+    """Give ``endpoint``'s requests the signed-in user as plain values (``SignedIn``).
+
+    For the busiest read-only pages: loading the user, its membership and company as ORM
+    objects was a good part of such a page's time. Such a page (and the frame every page
+    shares) may only read what ``SignedIn`` carries; it has the names the ORM objects have.
+    """
+    _LEAN_ENDPOINTS.add(endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInCompany:
+    """What a page reads of the signed-in user's company (``Company``'s names)."""
+
+    id: int
+    legal_name_zh: str
+    legal_name_en: str | None
+    is_producer: bool
+    is_buyer: bool
+    verification_status: Any
+    verification_note: str | None
+    suspended_at: Any
+    suspension_reason: str | None
+
+    @property
+    def is_verified(self) -> bool:
+        from exchange.accounts.rules import VerificationStatus
+
+        return bool(self.verification_status is VerificationStatus.VERIFIED)
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
+
+    def display_name(self, locale: str) -> str:
+        if not locale.startswith("zh") and self.legal_name_en:
+            return self.legal_name_en
+        return self.legal_name_zh
+
+    @property
+    def sites(self) -> list[Any]:
+        """The company's sites (ORM objects, read when a page asks for them)."""
+        from exchange.accounts.models import Company
+        from exchange.db import get_session
+
+        return list(get_session().get_one(Company, self.id).sites)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInMembership:
+    company_id: int
+    role: Any
+    company: SignedInCompany
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """The signed-in user as plain values (``User``'s names), for ``signed_in_lean`` pages."""
+
+    id: int
+    email: str
+    display_name: str
+    is_admin: bool
+    is_active: bool
+    locale: str | None
+    membership: SignedInMembership | None
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def company(self) -> SignedInCompany | None:
+        return self.membership.company if self.membership else None
+
+    @property
+    def role(self) -> str | None:
+        return str(self.membership.role.value) if self.membership else None
+
+
+@functools.cache
+def _lean_statement() -> Select[Any]:
+    """``SignedIn``'s statement (the user's, membership's and company's fields a page reads,
+    with the registered values), built once."""
+    from sqlalchemy import bindparam, select
+
+    from exchange.accounts.models import Company, Membership, User
+
+    extra = [factory(User.id).label(name) for name, factory in _WITH_USER.items()]
+    return (
+        select(
+            *_LEAN_USER,
+            Membership.company_id,
+            Membership.role,
+            *_LEAN_COMPANY,
+            *extra,
+        )
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Company, Company.id == Membership.company_id)
+        .where(User.id == bindparam("user_id"))
+    )
+
+
+def _lean_columns() -> None:
+    from exchange.accounts.models import Company, User
+
+    global _LEAN_USER, _LEAN_COMPANY
+    _LEAN_USER = tuple(getattr(User, f.name) for f in dataclasses.fields(SignedIn)[:6])
+    _LEAN_COMPANY = tuple(getattr(Company, f.name) for f in dataclasses.fields(SignedInCompany))
+
+
+_LEAN_USER: tuple[Any, ...] = ()
+_LEAN_COMPANY: tuple[Any, ...] = ()
+
+
+def _load_lean(user_id: int) -> SignedIn | None:
+    from exchange.db import get_session
+
+    row = get_session().connection().execute(_lean_statement(), {"user_id": user_id}).first()
+    if row is None or not row[4]:  # no such user, or not active
+        return None
+    users, companies = len(_LEAN_USER), len(_LEAN_COMPANY)
+    membership = None
+    if row[users] is not None:
+        company = SignedInCompany(*row[users + 2 : users + 2 + companies])
+        membership = SignedInMembership(row[users], row[users + 1], company)
+    g.with_user = (row[0], dict(zip(_WITH_USER, row[users + 2 + companies :], strict=True)))
+    return SignedIn(row[0], row[1], row[2], row[3], row[4], row[5], membership)
 
 
 @functools.cache
@@ -94,10 +234,14 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
 
+    _lean_columns()
+
     @login_manager.user_loader
     def load_user(user_id: str):  # type: ignore[no-untyped-def]
         from exchange.db import get_session
 
+        if request.endpoint in _LEAN_ENDPOINTS:
+            return _load_lean(int(user_id))
         row = get_session().execute(_user_statement(), {"user_id": int(user_id)}).first()
         if row is None or not row[0].is_active:
             return None

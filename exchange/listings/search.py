@@ -448,15 +448,17 @@ def _key_columns(found: Any) -> list[Any]:
     return [found.c.published_at, found.c.price, found.c.remaining]
 
 
-def may_filter_assays(session: Session, actor: Actor) -> bool:
+def may_filter_assays(session: Session, actor: Actor, company: Any = None) -> bool:
     """Filtering on assay values reveals them, so it is for those who may see assays:
-    administrators and members of verified companies."""
+    administrators and members of verified companies. ``company`` is the actor's company when
+    the caller has it already (anything with ``id`` and ``is_verified``)."""
     if actor.is_admin:
         return True
     if actor.company_id is None:
         return False
-    company = session.get(Company, actor.company_id)
-    return company is not None and company.is_verified
+    if company is None or company.id != actor.company_id:
+        company = session.get(Company, actor.company_id)
+    return company is not None and bool(company.is_verified)
 
 
 def origin_site(session: Session, actor: Actor, site_id: int | None) -> Site | None:

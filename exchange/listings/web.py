@@ -58,7 +58,7 @@ from exchange.listings.forms import (
     WithdrawForm,
 )
 from exchange.listings.models import Lot
-from exchange.security import current_actor
+from exchange.security import current_actor, signed_in_lean
 from exchange.webutil import locale
 
 bp = Blueprint("listings", __name__)
@@ -257,9 +257,9 @@ def catalogue():  # type: ignore[no-untyped-def]
     reads_only(session)  # the busiest public page; it writes nothing
     actor = current_actor()
     query, warnings = parse_catalogue()
-    # Loaded first: the assay check below then finds the company in the session.
+    # The signed-in user's company as read with the user (security.SignedIn).
     user_company = current_user.company if current_user.is_authenticated else None
-    may_filter = search.may_filter_assays(session, actor)
+    may_filter = search.may_filter_assays(session, actor, user_company)
     if query.specs and not may_filter:
         warnings.append(
             _("Filters on assay values are for logged-in verified companies; they were ignored.")
@@ -280,6 +280,9 @@ def catalogue():  # type: ignore[no-untyped-def]
         end_uses=display.end_use_names(zh),
         sort_labels=SORT_LABELS,
     )
+
+
+signed_in_lean("listings.catalogue")  # reads nothing of the user beyond SignedIn's fields
 
 
 def _filters_fragment(
