@@ -36,7 +36,7 @@ from exchange.errors import DomainError, ValidationError
 from exchange.extensions import limiter
 from exchange.i18n import is_zh
 from exchange.listings.models import Lot
-from exchange.security import current_actor
+from exchange.security import current_actor, signed_in_lean
 from exchange.trading import clock, closing, queries, services
 from exchange.trading.forms import (
     BidForm,
@@ -167,6 +167,9 @@ def lot_state(lot_id: int):  # type: ignore[no-untyped-def]
     response.set_etag(queries.etag_of(payload))
     response.headers["Cache-Control"] = "private, no-cache"
     return response.make_conditional(request)
+
+
+signed_in_lean("trading.lot_state")  # polled by every open lot page; reads only the actor
 
 
 @bp.route("/lots/<int:lot_id>/bid", methods=["POST"])

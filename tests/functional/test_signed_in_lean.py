@@ -1,11 +1,14 @@
-"""The catalogue reads its signed-in user as plain values (``security.SignedIn``) instead of the
-ORM's objects. Every kind of viewer must get the same frame there (menus, account menu,
-verification and suspension notices) as on a page that loads the ORM user, and the catalogue's
-own use of the company (its sites, the assay filters) must still work."""
+"""The catalogue (and the lot state every open lot page polls) reads its signed-in user as plain
+values (``security.SignedIn``) instead of the ORM's objects. Every kind of viewer must get the
+same frame there (menus, account menu, verification and suspension notices) as on a page that
+loads the ORM user, and the catalogue's own use of the company (its sites, the assay filters)
+must still work."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from flask import request_finished
@@ -14,7 +17,9 @@ from flask_login import current_user
 from exchange.accounts.rules import Role, VerificationStatus
 from exchange.db import utcnow
 from exchange.security import SignedIn
-from tests.support.builders import login, make_company, make_user
+from exchange.trading.services import place_bid
+from tests.support.builders import csrf_token, login, make_company, make_user
+from tests.support.trading import auction_lot, bidder
 
 NEXT = re.compile(r'<input type="hidden" name="(?:next|csrf_token)" value="[^"]*">')
 
@@ -103,3 +108,34 @@ def test_a_deactivated_user_is_anonymous_on_the_catalogue(app, client, db):
     db.flush()
     page = client.get("/lots").get_data(as_text=True)
     assert "Log in" in page and 'id="menu-account"' not in page
+
+
+def test_the_polled_lot_state_gets_the_lean_user_and_shows_the_viewers_own_bid(app, client, db):
+    now = utcnow()
+    lot = auction_lot(
+        db,
+        opens_at=now - dt.timedelta(minutes=10),
+        closes_at=now + dt.timedelta(hours=1),
+        hard_close_at=now + dt.timedelta(hours=2),
+    )
+    company, user, actor = bidder(db)
+    placed = place_bid(db, actor, lot.id, Decimal("110"), Decimal("20"), "steel").bid
+    _other, other_user, _actor = bidder(db)
+    seen = []
+
+    def _record(sender, response, **_extra) -> None:
+        seen.append(type(current_user._get_current_object()))
+
+    request_finished.connect(_record, app)
+    try:
+        login(client, user.email)
+        seen.clear()
+        mine = client.get(f"/trading/lots/{lot.id}/state").json
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/lots")})
+        login(client, other_user.email)
+        theirs = client.get(f"/trading/lots/{lot.id}/state").json
+    finally:
+        request_finished.disconnect(_record, app)
+    assert seen[0] is SignedIn
+    assert [o["id"] for o in mine["own"]] == [placed.id] and mine["own"][0]["winning"]
+    assert theirs["own"] == [] and theirs["live_count"] == 1
