@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from exchange.audit.models import AuditEvent
 from exchange.db import utcnow
+from exchange.extensions import limiter
 from exchange.trading import services
 from exchange.trading.models import Award, Bid
 from tests.support.builders import actor_of, csrf_token, login, make_company, make_user
@@ -391,29 +392,34 @@ def test_bids_are_rate_limited_per_company(tmp_path):
             "TRADING_BID_RATE_LIMIT": "2 per minute",
         }
     )
-    with app.app_context(), session_scope(app) as s:
-        now = utcnow()
-        lot = auction_lot(
-            s,
-            opens_at=now - dt.timedelta(minutes=1),
-            closes_at=now + dt.timedelta(hours=1),
-        )
-        _company, owner = make_company(s, producer=False, buyer=True)
-        lot_id, email = lot.id, owner.email
-    client = app.test_client()
-    login(client, email)
-    statuses = []
-    for n in range(3):
-        data = {
-            "csrf_token": csrf_token(client, f"/trading/lots/{lot_id}"),
-            "trade-price": f"{100 + 5 * n}.00",
-            "trade-quantity": "50",
-            "trade-end_use": "steel",
-            "trade-key": f"rl-{n}",
-        }
-        statuses.append(client.post(f"/trading/lots/{lot_id}/bid", data=data).status_code)
-    assert statuses == [302, 302, 429]
-    app.extensions["exchange.engine"].dispose()
+    try:
+        with app.app_context(), session_scope(app) as s:
+            now = utcnow()
+            lot = auction_lot(
+                s,
+                opens_at=now - dt.timedelta(minutes=1),
+                closes_at=now + dt.timedelta(hours=1),
+            )
+            _company, owner = make_company(s, producer=False, buyer=True)
+            lot_id, email = lot.id, owner.email
+        client = app.test_client()
+        login(client, email)
+        statuses = []
+        for n in range(3):
+            data = {
+                "csrf_token": csrf_token(client, f"/trading/lots/{lot_id}"),
+                "trade-price": f"{100 + 5 * n}.00",
+                "trade-quantity": "50",
+                "trade-end_use": "steel",
+                "trade-key": f"rl-{n}",
+            }
+            statuses.append(client.post(f"/trading/lots/{lot_id}/bid", data=data).status_code)
+        assert statuses == [302, 302, 429]
+    finally:
+        # The limiter is one extension object shared by every app in this process: switch it
+        # back off, or the other tests' logins in this process start meeting its limits.
+        limiter.enabled = False
+        app.extensions["exchange.engine"].dispose()
 
 
 def test_a_lot_page_opened_after_the_close_never_shows_it_open(client, db, world):
