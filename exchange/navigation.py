@@ -94,6 +94,19 @@ def account_menu() -> Markup:
     )
 
 
+#: The parts of every page's frame that depend on the language only: the skip link, the brand
+#: and the menu button (``top``), and the footer with the script tags (``footer``).
+_FRAME_PARTS = {"top": "_frame_top.html", "footer": "_frame_footer.html"}
+
+
+def frame_part(name: str) -> Markup:
+    """One of ``_FRAME_PARTS`` in the current language (from the cache when seen)."""
+    return _kept(
+        ("frame", name, str(get_locale()), request.script_root),
+        lambda: render_template(_FRAME_PARTS[name]),
+    )
+
+
 def head_links() -> Markup:
     """The stylesheet and icon links of every page's head."""
     return _kept(("head", request.script_root), lambda: render_template("_head_links.html"))
@@ -127,6 +140,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         nav_items=nav_items,
         account_menu=account_menu,
+        frame_part=frame_part,
         head_links=head_links,
         bootstrap_css=bootstrap_css,
         bootstrap_js=bootstrap_js,

@@ -4,6 +4,7 @@ downloads; and the administrators' moderation queue. Producers' pages are in ``p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -152,8 +153,24 @@ def spec_filters(warnings: list[str], codes: Any = ASSAY_PARAMETERS) -> list[sea
     return specs
 
 
+_FAMILIES = frozenset(f.value for f in FAMILY_LABELS)
+_END_USES = frozenset(u.value for u in END_USES)
+_SALE_MODES = frozenset(m.value for m in SALE_MODE_LABELS)
+_SORTS = frozenset(search.Sort.__members__.values())
+
+
 def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
-    """The catalogue query from the URL; bad values are dropped with a warning, never a 500."""
+    """The catalogue query from the URL; bad values are dropped with a warning, never a 500.
+
+    The same URL in the same language parses the same way: the result is kept (the query is
+    frozen; the warnings are copied)."""
+    query, warnings = _parsed(request.query_string, str(get_locale()))
+    return query, list(warnings)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(_query_string: bytes, _locale: str) -> tuple[search.CatalogueQuery, tuple[str, ...]]:
+    """``parse_catalogue`` of the current request, whose URL and language are the key."""
     args = request.args
     warnings: list[str] = []
     specs = spec_filters(warnings)
@@ -169,22 +186,22 @@ def parse_catalogue() -> tuple[search.CatalogueQuery, list[str]]:
         page = 1
     from_site = args.get("from_site", "")
     query = search.CatalogueQuery(
-        family=choice("family", {f.value for f in FAMILY_LABELS}),
+        family=choice("family", _FAMILIES),
         material=choice("material", MATERIALS),
         province=choice("province", PROVINCES),  # the codes, in any language
-        end_use=choice("end_use", {u.value for u in END_USES}),
-        sale_mode=choice("sale_mode", {m.value for m in SALE_MODE_LABELS}),
+        end_use=choice("end_use", _END_USES),
+        sale_mode=choice("sale_mode", _SALE_MODES),
         quantity_min=decimal_arg("qty_min", warnings),
         quantity_max=decimal_arg("qty_max", warnings),
         price_min=decimal_arg("price_min", warnings),
         price_max=decimal_arg("price_max", warnings),
         specs=tuple(specs[: search.MAX_SPECS]),
         text=args.get("q", "")[:200],
-        sort=search.Sort(sort) if sort in search.Sort.__members__.values() else search.Sort.NEWEST,
+        sort=search.Sort(sort) if sort in _SORTS else search.Sort.NEWEST,
         origin_site_id=int(from_site) if from_site.isdigit() else None,
         page=page,
     )
-    return query, warnings
+    return query, tuple(warnings)
 
 
 #: Rendered catalogue results (count, cards, pages) by everything they depend on.

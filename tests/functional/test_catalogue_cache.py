@@ -89,6 +89,22 @@ def test_languages_never_share_a_fragment(client, market):
     assert ZH_TITLE in _results(client, **{"Accept-Language": "zh-CN"})
 
 
+def test_a_parsed_url_keeps_its_warnings_in_each_language(client, market):
+    """The same URL parses once per language (``web._parsed``): its warnings are shown on
+    every request, each in the request's language."""
+    url = "/lots?qty_min=abc&sort=price_asc"
+    english = "“abc” is not a number; that filter was ignored."
+    chinese = "“abc”不是数字，已忽略该筛选条件。"
+    for language, expected, other in (
+        ("en", english, chinese),
+        ("zh-CN", chinese, english),
+        ("en", english, chinese),
+        ("en", english, chinese),
+    ):
+        page = client.get(url, headers={"Accept-Language": language}).get_data(as_text=True)
+        assert expected in page and other not in page, language
+
+
 def test_filters_never_share_a_fragment(client, market):
     lot = market["lot"]
     assert f'href="/lots/{lot.id}"' in _results(client, "/lots?q=dealkalized")
