@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, abort, g, has_request_context, req
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ScalarSelect, Select
 
+from exchange.accounts.models import AccountHolder, CompanyFacts
 from exchange.actor import Actor
 from exchange.extensions import login_manager
 
@@ -87,8 +88,8 @@ def signed_in_lean(endpoint: str) -> None:
     _LEAN_ENDPOINTS.add(endpoint)
 
 
-@dataclass(frozen=True, slots=True)
-class SignedInCompany:
+@dataclass(frozen=True)
+class SignedInCompany(CompanyFacts):
     """What a page reads of the signed-in user's company (``Company``'s names)."""
 
     id: int
@@ -102,21 +103,6 @@ class SignedInCompany:
     suspension_reason: str | None
 
     @property
-    def is_verified(self) -> bool:
-        from exchange.accounts.rules import VerificationStatus
-
-        return bool(self.verification_status is VerificationStatus.VERIFIED)
-
-    @property
-    def is_suspended(self) -> bool:
-        return self.suspended_at is not None
-
-    def display_name(self, locale: str) -> str:
-        if not locale.startswith("zh") and self.legal_name_en:
-            return self.legal_name_en
-        return self.legal_name_zh
-
-    @property
     def sites(self) -> list[Any]:
         """The company's sites (ORM objects, read when a page asks for them)."""
         from exchange.accounts.models import Company
@@ -125,15 +111,15 @@ class SignedInCompany:
         return list(get_session().get_one(Company, self.id).sites)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SignedInMembership:
     company_id: int
     role: Any
     company: SignedInCompany
 
 
-@dataclass(frozen=True, slots=True)
-class SignedIn:
+@dataclass(frozen=True)
+class SignedIn(AccountHolder):
     """The signed-in user as plain values (``User``'s names), for ``signed_in_lean`` pages."""
 
     id: int
@@ -143,20 +129,6 @@ class SignedIn:
     is_active: bool
     locale: str | None
     membership: SignedInMembership | None
-
-    is_authenticated = True
-    is_anonymous = False
-
-    def get_id(self) -> str:
-        return str(self.id)
-
-    @property
-    def company(self) -> SignedInCompany | None:
-        return self.membership.company if self.membership else None
-
-    @property
-    def role(self) -> str | None:
-        return str(self.membership.role.value) if self.membership else None
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -21,7 +22,52 @@ from exchange.accounts.rules import Role, Sector, TokenScope, VerificationStatus
 from exchange.db import Base, enum_column
 
 
-class Company(Base):
+class CompanyFacts:
+    """What a company says of itself, for the ORM company and a page's plain copy of it
+    (``exchange.security.SignedInCompany``); both carry the columns read here."""
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verification_status is VerificationStatus.VERIFIED  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None  # type: ignore[attr-defined,no-any-return]
+
+    def display_name(self, locale: str) -> str:
+        name_en: str | None = self.legal_name_en  # type: ignore[attr-defined]
+        if not locale.startswith("zh") and name_en:
+            return name_en
+        return str(self.legal_name_zh)  # type: ignore[attr-defined]
+
+
+class AccountHolder:
+    """Flask-Login's protocol and the membership shortcuts, for the ORM user and a page's plain
+    copy of it (``exchange.security.SignedIn``); both carry ``id`` and ``membership``."""
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)  # type: ignore[attr-defined]
+
+    @property
+    def company(self) -> Any:
+        membership = self.membership  # type: ignore[attr-defined]
+        return membership.company if membership else None
+
+    @property
+    def role(self) -> str | None:
+        membership = self.membership  # type: ignore[attr-defined]
+        return str(membership.role.value) if membership else None
+
+
+class Company(CompanyFacts, Base):
     __tablename__ = "companies"
     __table_args__ = (
         CheckConstraint("is_producer OR is_buyer", name="has_a_role"),
@@ -61,19 +107,6 @@ class Company(Base):
         back_populates="company", order_by="Membership.id"
     )
 
-    @property
-    def is_verified(self) -> bool:
-        return self.verification_status is VerificationStatus.VERIFIED
-
-    @property
-    def is_suspended(self) -> bool:
-        return self.suspended_at is not None
-
-    def display_name(self, locale: str) -> str:
-        if not locale.startswith("zh") and self.legal_name_en:
-            return self.legal_name_en
-        return self.legal_name_zh
-
 
 class Site(Base):
     """A plant, storage yard or delivery site with coordinates (WGS-84)."""
@@ -99,7 +132,7 @@ class Site(Base):
     company: Mapped[Company] = relationship(back_populates="sites")
 
 
-class User(Base):
+class User(AccountHolder, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,26 +152,6 @@ class User(Base):
     email_confirmed_at: Mapped[dt.datetime | None]
 
     membership: Mapped[Membership | None] = relationship(back_populates="user", uselist=False)
-
-    # Flask-Login protocol, kept here because it is pure attribute access.
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
-
-    def get_id(self) -> str:
-        return str(self.id)
-
-    @property
-    def company(self) -> Company | None:
-        return self.membership.company if self.membership else None
-
-    @property
-    def role(self) -> str | None:
-        return self.membership.role.value if self.membership else None
 
 
 class Membership(Base):
