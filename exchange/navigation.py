@@ -1,6 +1,6 @@
 """The parts of every page's frame that are the same for many requests, rendered once per
-process: the top bar's menus and account menu for each kind of viewer, the head's links, and
-Bootstrap's asset tags.
+process: the top bar's menus and account menu for each kind of viewer, the frame's fixed parts
+in each language, and Bootstrap's asset tags.
 
 The menus (``_nav_items.html``) depend only on the language, on whether the viewer is an
 administrator and on the viewer's company being a producer and/or a buyer: every page
@@ -94,9 +94,10 @@ def account_menu() -> Markup:
     )
 
 
-#: The parts of every page's frame that depend on the language only: the skip link, the brand
-#: and the menu button (``top``), and the footer with the script tags (``footer``).
-_FRAME_PARTS = {"top": "_frame_top.html", "footer": "_frame_footer.html"}
+#: The parts of every page's frame that depend on the language only: the stylesheet and icon
+#: links (``head``), the skip link, the brand and the menu button (``top``), and the footer
+#: with the script tags (``footer``).
+_FRAME_PARTS = {part: f"_frame_{part}.html" for part in ("head", "top", "footer")}
 
 
 def frame_part(name: str) -> Markup:
@@ -105,11 +106,6 @@ def frame_part(name: str) -> Markup:
         ("frame", name, str(get_locale()), request.script_root),
         lambda: render_template(_FRAME_PARTS[name]),
     )
-
-
-def head_links() -> Markup:
-    """The stylesheet and icon links of every page's head."""
-    return _kept(("head", request.script_root), lambda: render_template("_head_links.html"))
 
 
 def bootstrap_css() -> Markup:
@@ -141,7 +137,6 @@ def init_app(app: Flask) -> None:
         nav_items=nav_items,
         account_menu=account_menu,
         frame_part=frame_part,
-        head_links=head_links,
         bootstrap_css=bootstrap_css,
         bootstrap_js=bootstrap_js,
     )

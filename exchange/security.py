@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, abort, g, has_request_context, req
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ScalarSelect, Select
 
-from exchange.accounts.models import AccountHolder, CompanyFacts
+from exchange.accounts.models import AccountHolder, Company, CompanyFacts, Membership, User
 from exchange.actor import Actor
 from exchange.extensions import login_manager
 
@@ -105,7 +105,6 @@ class SignedInCompany(CompanyFacts):
     @property
     def sites(self) -> list[Any]:
         """The company's sites (ORM objects, read when a page asks for them)."""
-        from exchange.accounts.models import Company
         from exchange.db import get_session
 
         return list(get_session().get_one(Company, self.id).sites)
@@ -131,46 +130,31 @@ class SignedIn(AccountHolder):
     membership: SignedInMembership | None
 
 
+#: The columns ``SignedIn`` and ``SignedInCompany`` are read from, in their fields' order.
+_LEAN_USER = tuple(getattr(User, f.name) for f in dataclasses.fields(SignedIn)[:-1])
+_LEAN_COMPANY = tuple(getattr(Company, f.name) for f in dataclasses.fields(SignedInCompany))
+
+
 @functools.cache
 def _lean_statement() -> Select[Any]:
     """``SignedIn``'s statement (the user's, membership's and company's fields a page reads,
     with the registered values), built once."""
     from sqlalchemy import bindparam, select
 
-    from exchange.accounts.models import Company, Membership, User
-
     extra = [factory(User.id).label(name) for name, factory in _WITH_USER.items()]
     return (
-        select(
-            *_LEAN_USER,
-            Membership.company_id,
-            Membership.role,
-            *_LEAN_COMPANY,
-            *extra,
-        )
+        select(*_LEAN_USER, Membership.company_id, Membership.role, *_LEAN_COMPANY, *extra)
         .outerjoin(Membership, Membership.user_id == User.id)
         .outerjoin(Company, Company.id == Membership.company_id)
         .where(User.id == bindparam("user_id"))
     )
 
 
-def _lean_columns() -> None:
-    from exchange.accounts.models import Company, User
-
-    global _LEAN_USER, _LEAN_COMPANY
-    _LEAN_USER = tuple(getattr(User, f.name) for f in dataclasses.fields(SignedIn)[:6])
-    _LEAN_COMPANY = tuple(getattr(Company, f.name) for f in dataclasses.fields(SignedInCompany))
-
-
-_LEAN_USER: tuple[Any, ...] = ()
-_LEAN_COMPANY: tuple[Any, ...] = ()
-
-
 def _load_lean(user_id: int) -> SignedIn | None:
     from exchange.db import get_session
 
     row = get_session().connection().execute(_lean_statement(), {"user_id": user_id}).first()
-    if row is None or not row[4]:  # no such user, or not active
+    if row is None or not row.is_active:
         return None
     users, companies = len(_LEAN_USER), len(_LEAN_COMPANY)
     membership = None
@@ -192,8 +176,6 @@ def _user_statement() -> Select[Any]:
     from sqlalchemy import bindparam, select
     from sqlalchemy.orm import joinedload
 
-    from exchange.accounts.models import Membership, User
-
     company = joinedload(User.membership).joinedload(Membership.company)
     extra = [factory(User.id).label(name) for name, factory in _WITH_USER.items()]
     return select(User, *extra).where(User.id == bindparam("user_id")).options(company)
@@ -205,8 +187,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = _l("Please log in to see this page.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
-
-    _lean_columns()
 
     @login_manager.user_loader
     def load_user(user_id: str):  # type: ignore[no-untyped-def]

@@ -302,6 +302,16 @@ _LIVE_COLUMNS = (
 )
 
 
+#: A new bid, returned as the ORM object callers get back.
+_INSERT_BID = insert(Bid).returning(Bid)
+#: Retires a raised or revised bid.
+_RETIRE = (
+    update(cast(Table, Bid.__table__))
+    .where(Bid.__table__.c.id == bindparam("bid_id"))
+    .values(status=BidStatus.SUPERSEDED.value, updated_at=bindparam("updated_at"))
+)
+
+
 @functools.cache
 def _bids_query(with_key: bool) -> Select[*tuple[Any, ...]]:
     """The lot's live bids and, ``with_key``, the company's bid of one submission, each row
@@ -452,15 +462,6 @@ def place_bid(
     head = (loaded[0][-2], loaded[0][-1]) if loaded else UNREAD
     _record_bid(session, actor, lot, bid, mine.id if mine is not None else None, extended_to, head)
     return BidResult(bid, extended_to)
-
-
-_INSERT_BID = insert(Bid).returning(Bid)
-#: Retires a raised or revised bid.
-_RETIRE = (
-    update(cast(Table, Bid.__table__))
-    .where(Bid.__table__.c.id == bindparam("bid_id"))
-    .values(status=BidStatus.SUPERSEDED.value, updated_at=bindparam("updated_at"))
-)
 
 
 def _refuse_bid(
